@@ -1,1 +1,7 @@
-"""hooks of the Entra provider."""
+"""Hooks of the Entra provider: :class:`EntraHook` and its upload receipt."""
+
+from __future__ import annotations
+
+from airflow_provider_entra.hooks.entra import BulkUploadReceipt, EntraHook, clear_msal_apps, clear_registries
+
+__all__ = ["BulkUploadReceipt", "EntraHook", "clear_msal_apps", "clear_registries"]

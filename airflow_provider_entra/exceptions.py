@@ -1,0 +1,108 @@
+"""The provider's one error tree.
+
+Every error carries what a caller needs to decide and to report, as keyword attributes, never parsed
+back out of the message: ``status_code`` (HTTP status or ``None``), ``error_code`` (Graph/AADSTS error
+code or ``None``), ``request_id`` (Graph's ``request-id`` header, for Microsoft support) and
+``retry_after`` (seconds, if known).
+Messages never contain a secret (client secret, private key, assertion or access token).
+
+::
+
+    EntraError                          base; AirflowException, so Airflow fails the task with the message
+     +-- EntraConnectionConfigError     the Airflow connection is incomplete or invalid (names the field)
+     +-- EntraAuthError                 no token (wrong secret/cert, unknown app), 401, 403 (names permission)
+     +-- EntraThrottledError            429 still answered after the retries (burst limit)
+     |    +-- EntraQuotaExhaustedError  the daily call budget is spent (checked before sending, or a long 429)
+     +-- EntraPayloadRejectedError      the request was refused as malformed (local check, 400, 413)
+     +-- EntraApiError                  any other Graph error (404, 409, 5xx after retries, unreadable body)
+
+Foreign exceptions (msal error dicts, ``requests`` errors) are mapped in one place, ``hooks/entra.py``.
+"""
+
+from __future__ import annotations
+
+from airflow.sdk.exceptions import AirflowException
+
+__all__ = [
+    "EntraApiError",
+    "EntraAuthError",
+    "EntraConnectionConfigError",
+    "EntraError",
+    "EntraPayloadRejectedError",
+    "EntraQuotaExhaustedError",
+    "EntraThrottledError",
+]
+
+
+class EntraError(AirflowException):
+    """Base class of every error raised by this provider.
+
+    :param message: human-readable explanation, free of secrets.
+    :param status_code: HTTP status of the response that caused the error, if any.
+    :param error_code: Graph ``error.code`` or the token endpoint's ``error``/AADSTS code, if any.
+    :param request_id: Graph ``request-id`` (or the token endpoint's trace id), for Microsoft support.
+    :param retry_after: seconds the server asked to wait, or until the local budget frees up, if known.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int | None = None,
+        error_code: str | None = None,
+        request_id: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status_code = status_code
+        self.error_code = error_code
+        self.request_id = request_id
+        self.retry_after = retry_after
+
+    def __str__(self) -> str:
+        return self.message
+
+    def _attrs(self) -> dict[str, object]:
+        return {
+            "status_code": self.status_code,
+            "error_code": self.error_code,
+            "request_id": self.request_id,
+            "retry_after": self.retry_after,
+        }
+
+    def serialize(self) -> tuple[str, tuple[str], dict[str, object]]:
+        """Class path, args and kwargs that rebuild this error (Airflow's exception serialisation)."""
+        cls = type(self)
+        return f"{cls.__module__}.{cls.__name__}", (self.message,), self._attrs()
+
+    def __reduce__(self):  # keep keyword attributes across pickling (Celery, multiprocessing)
+        return (_rebuild, (type(self), self.message, self._attrs()))
+
+
+def _rebuild(cls: type[EntraError], message: str, attrs: dict) -> EntraError:
+    return cls(message, **attrs)
+
+
+class EntraConnectionConfigError(EntraError):
+    """The ``entra`` connection is missing a field or holds an invalid value; the message names the field."""
+
+
+class EntraAuthError(EntraError):
+    """A token could not be acquired, or Graph refused it (401) or the permission is missing (403)."""
+
+
+class EntraThrottledError(EntraError):
+    """Graph kept answering ``429 Too Many Requests`` after the configured retries."""
+
+
+class EntraQuotaExhaustedError(EntraThrottledError):
+    """The daily call budget is spent: refused before sending, or a 429 with a long Retry-After."""
+
+
+class EntraPayloadRejectedError(EntraError):
+    """A bulkUpload payload was refused: locally (over 50 operations, not a BulkRequest) or by Graph."""
+
+
+class EntraApiError(EntraError):
+    """Any other error answered by Graph (404, 409, 5xx after retries) or a response that cannot be read."""
