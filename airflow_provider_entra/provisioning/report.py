@@ -590,11 +590,13 @@ def write_report(
         _write_local(html_path, html_data)
         if isinstance(out_dir, (str, os.PathLike)):
             return ReportPaths(csv=csv_path, html=html_path)
-        return ReportPaths(csv=out_dir / CSV_NAME, html=out_dir / HTML_NAME)
-    mkdir = getattr(out_dir, "mkdir", None)
+    target: Any = out_dir  # pathlib-like, e.g. ObjectStoragePath
+    csv_target, html_target = target / CSV_NAME, target / HTML_NAME
+    if local is not None:
+        return ReportPaths(csv=csv_target, html=html_target)
+    mkdir = getattr(target, "mkdir", None)
     if mkdir is not None:
         mkdir(parents=True, exist_ok=True)
-    csv_target, html_target = out_dir / CSV_NAME, out_dir / HTML_NAME
     csv_target.write_bytes(csv_data)
     html_target.write_bytes(html_data)
     return ReportPaths(csv=csv_target, html=html_target)

@@ -47,6 +47,7 @@ __all__ = [
     "MAX_CYCLE_MEMBERS_NAMED",
     "REJECTED_COLUMNS",
     "SCIM_MANAGER_COLUMN",
+    "STAGE",
     "WARNING_COLUMNS",
     "StagePlan",
     "plan_stages",
@@ -54,8 +55,11 @@ __all__ = [
 
 #: The column a SCIM-mapped frame uses for the enterprise extension's manager reference.
 SCIM_MANAGER_COLUMN = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value"
-#: Columns of :attr:`StagePlan.rejected`.
-REJECTED_COLUMNS: tuple[str, ...] = ("row", "externalId", "reason")
+#: Columns of :attr:`StagePlan.rejected`: the shape of the other quarantine frames of ``provisioning``
+#: (``row``, ``externalId``, ``stage``, ``reason``), so they can be concatenated.
+REJECTED_COLUMNS: tuple[str, ...] = ("row", "externalId", "stage", "reason")
+#: Value of the ``stage`` column of :attr:`StagePlan.rejected` (the step that quarantined the row).
+STAGE = "stages"
 #: Columns of :attr:`StagePlan.warnings`.
 WARNING_COLUMNS: tuple[str, ...] = ("row", "externalId", "warning")
 #: A cycle reason names at most this many members, then gives the count.
@@ -70,7 +74,7 @@ class StagePlan:
     :param depth: stage number of every input row (nullable ``Int64``, ``<NA>`` for rejected rows),
         indexed like the input frame.
     :param rejected: self-managers and cycle members: columns ``row`` (input index label), ``externalId``,
-        ``reason``.
+        ``stage`` (always ``"stages"``), ``reason``.
     :param warnings: rows placed in the trailing stages because their manager chain reaches a rejected row:
         columns ``row``, ``externalId``, ``warning``.
     """
@@ -257,7 +261,12 @@ def plan_stages(
     reason[node_rows] = node_reason[row_node[node_rows]]
     reason[self_row] = [f"self-manager: {name} names itself as manager" for name in ids[self_row]]
     rejected = pd.DataFrame(
-        {"row": df.index[rejected_row], "externalId": ids[rejected_row], "reason": reason[rejected_row]},
+        {
+            "row": df.index[rejected_row],
+            "externalId": ids[rejected_row],
+            "stage": STAGE,
+            "reason": reason[rejected_row],
+        },
         columns=list(REJECTED_COLUMNS),
     )
     warning_text = np.array(

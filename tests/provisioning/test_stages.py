@@ -86,7 +86,7 @@ def test_self_manager_rejected_and_reports_warned() -> None:
     plan = plan_stages(df)
     assert list(plan.rejected.columns) == list(REJECTED_COLUMNS)
     assert plan.rejected.to_dict("records") == [
-        {"row": 1, "externalId": "s", "reason": "self-manager: s names itself as manager"}
+        {"row": 1, "externalId": "s", "stage": "stages", "reason": "self-manager: s names itself as manager"}
     ]
     assert plan.frame["externalId"].tolist() == ["boss", "r", "ok"]
     assert pd.isna(plan.depth.iloc[1])
@@ -165,6 +165,11 @@ def test_scim_column_names_and_numeric_ids() -> None:
     assert plan.depth.to_dict() == {"r1": 0, "r2": 1, "r3": 2}
     # Stages are subsets of the input with its columns unchanged.
     assert list(plan.stages[0].columns) == list(df.columns)
+
+
+def test_empty_frame() -> None:
+    plan = plan_stages(frame([]))
+    assert (plan.n_stages, len(plan.rejected), len(plan.warnings), len(plan.depth)) == (0, 0, 0, 0)
 
 
 def test_frame_without_manager_column_is_one_stage() -> None:
