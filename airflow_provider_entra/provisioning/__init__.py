@@ -1,0 +1,1 @@
+"""Pure pandas HR provisioning pipeline: normalise, validate, plan, guard, stage, reconcile, report."""

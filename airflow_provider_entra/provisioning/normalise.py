@@ -1,0 +1,357 @@
+"""Normalise an HR export: clean text, canonical status, typed flags and dates, stable unique UPNs.
+
+The input layout is Microsoft's CSV2SCIM export (``WorkerID``, ``WorkerStatus``, ``FirstName``, ...); every
+column name can be changed through :class:`HrSchema`. All work is column-at-a-time (pyarrow compute kernels
+and pandas group operations), so a million-row export normalises in seconds.
+
+Example::
+
+    >>> import pandas as pd
+    >>> hr = pd.DataFrame({"WorkerID": ["1"], "WorkerStatus": ["active"], "FirstName": [" José "],
+    ...                    "LastName": ["Núñez"], "HireDate": ["2010-07-10"]})
+    >>> out = normalise_hr(hr, upn_domain="contoso.com").frame
+    >>> out.loc[0, ["WorkerStatus", "UserPrincipalName", "HireDate"]].tolist()
+    ['Active', 'jose.nunez@contoso.com', '2010-07-10T00:00:00+00:00']
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.compute as pc
+
+from airflow_provider_entra.provisioning._hr import (
+    TEXT_DTYPE,
+    HrSchemaError,
+    Reasons,
+    canonical_status,
+    check_offset,
+    clean_frame,
+    from_arrow,
+    parse_boolean,
+    parse_dates,
+    quarantine_frame,
+    status_table,
+    to_arrow,
+    worker_sort_key,
+)
+
+__all__ = [
+    "CSV2SCIM_COLUMNS",
+    "MAX_UPN_PREFIX_LENGTH",
+    "HrSchema",
+    "NormaliseResult",
+    "assign_upns",
+    "fold_for_upn",
+    "normalise_hr",
+    "read_hr_csv",
+]
+
+#: Microsoft's CSV2SCIM HR export layout (PowerShell/CSV2SCIM samples, AzureAD/entra-id-inbound-provisioning).
+CSV2SCIM_COLUMNS = (
+    "WorkerID",
+    "WorkerStatus",
+    "WorkerType",
+    "UserID",
+    "FirstName",
+    "LastName",
+    "FullName",
+    "GenderPronoun",
+    "ManagerID",
+    "HireDate",
+    "OnLeave",
+    "Department",
+    "Division",
+    "CostCenter",
+    "Company",
+    "Location",
+    "JobTitle",
+    "StreetAddress",
+    "City",
+    "CountryCode",
+    "OfficePhone",
+    "Custom01",
+    "Custom02",
+    "ZipCode",
+)
+
+#: Entra ID limit on the part of a userPrincipalName before the ``@``
+#: (https://learn.microsoft.com/entra/identity/users/directory-service-limits-restrictions).
+MAX_UPN_PREFIX_LENGTH = 64
+#: Derived prefixes are cut to this length so a numeric collision suffix still fits the limit.
+_UPN_BASE_LENGTH = MAX_UPN_PREFIX_LENGTH - 4
+
+#: Letters that Unicode decomposition (NFKD) does not split into a base letter plus a mark.
+_FOLD_LETTERS = {
+    "ø": "o",
+    "æ": "ae",
+    "œ": "oe",
+    "ß": "ss",
+    "ł": "l",
+    "đ": "d",
+    "ð": "d",
+    "þ": "th",
+    "ħ": "h",
+    "ı": "i",
+}
+
+
+@dataclass(frozen=True)
+class HrSchema:
+    """Names of the HR columns the pipeline reads, and how their values are spelled.
+
+    Defaults follow Microsoft's CSV2SCIM layout (:data:`CSV2SCIM_COLUMNS`); the sample in ``dags/data`` adds
+    ``Email``. Columns not named here pass through untouched (only trimmed and NFC-normalised).
+
+    :param worker_id: the employee id; it becomes the SCIM ``externalId``.
+    :param status: employment status; spellings in ``active_values``/``inactive_values``, case-insensitive.
+    :param upn: output column for the derived userPrincipalName.
+    :param mail_nickname: output column for the derived mailNickname (the UPN prefix).
+    :param extra_date_columns: more columns to parse like ``hire_date``.
+    :param extra_boolean_columns: more columns to parse like ``on_leave``.
+    :param date_format: a ``strptime`` format for the date columns; ``None`` accepts ISO 8601.
+    """
+
+    worker_id: str = "WorkerID"
+    status: str = "WorkerStatus"
+    worker_type: str = "WorkerType"
+    user_id: str = "UserID"
+    first_name: str = "FirstName"
+    last_name: str = "LastName"
+    full_name: str = "FullName"
+    manager_id: str = "ManagerID"
+    hire_date: str = "HireDate"
+    on_leave: str = "OnLeave"
+    department: str = "Department"
+    job_title: str = "JobTitle"
+    email: str = "Email"
+    office_phone: str = "OfficePhone"
+    upn: str = "UserPrincipalName"
+    mail_nickname: str = "MailNickname"
+    extra_date_columns: tuple[str, ...] = ()
+    extra_boolean_columns: tuple[str, ...] = ()
+    date_format: str | None = None
+    active_values: tuple[str, ...] = ("active", "a")
+    inactive_values: tuple[str, ...] = ("inactive", "i", "terminated", "leaver")
+
+    @property
+    def date_columns(self) -> tuple[str, ...]:
+        """Columns parsed as dates and written as ISO 8601 with offset."""
+        return (self.hire_date, *self.extra_date_columns)
+
+    @property
+    def boolean_columns(self) -> tuple[str, ...]:
+        """Columns parsed as true/false flags."""
+        return (self.on_leave, *self.extra_boolean_columns)
+
+    @property
+    def status_values(self) -> dict[str, str]:
+        """Lower-cased accepted spelling -> ``Active``/``Inactive``."""
+        return status_table(self.active_values, self.inactive_values)
+
+
+@dataclass(frozen=True)
+class NormaliseResult:
+    """What :func:`normalise_hr` returns.
+
+    :param frame: the normalised rows (the input's index is kept, so ``frame.index`` are input row labels).
+    :param rejected: quarantined rows: ``row``, ``externalId``, ``stage`` (``normalise``), ``reason``.
+    """
+
+    frame: pd.DataFrame
+    rejected: pd.DataFrame
+
+
+def read_hr_csv(path: str | os.PathLike[str], **kwargs: object) -> pd.DataFrame:
+    """Read an HR CSV export as text, keeping values like ``NA`` or ``null`` as the strings they are.
+
+    :param path: the CSV file.
+    :param kwargs: passed to :func:`pandas.read_csv` (``sep``, ``encoding``, ...).
+    :return: every column as text; empty cells are empty strings until :func:`normalise_hr` cleans them.
+    """
+    options: dict[str, object] = {"dtype": str, "keep_default_na": False, "encoding": "utf-8-sig"}
+    options.update(kwargs)
+    return pd.read_csv(Path(path), **options)  # type: ignore[call-overload]
+
+
+def fold_for_upn(s: pd.Series) -> pd.Series:
+    """Fold text to the characters a UPN prefix may hold: ``José Núñez`` -> ``josenunez``.
+
+    NFKD decomposition with the combining marks dropped, special letters spelled out (``ø`` -> ``o``,
+    ``æ`` -> ``ae``, ``ß`` -> ``ss``, ``ł`` -> ``l``, ``đ`` -> ``d``, ...), lower case, then everything
+    except ``a-z 0-9 . ' - _`` removed (spaces too). Missing stays missing.
+    """
+    arr = pc.utf8_lower(pc.utf8_normalize(to_arrow(s), "NFKD"))
+    arr = pc.replace_substring_regex(arr, r"\p{M}+", "")
+    for letter, spelled in _FOLD_LETTERS.items():
+        arr = pc.replace_substring(arr, letter, spelled)
+    arr = pc.replace_substring_regex(arr, r"[^a-z0-9.'_-]+", "")
+    return from_arrow(arr, s.index)
+
+
+def _join_upn_base(first: pd.Series, last: pd.Series, worker_id: pd.Series) -> pd.Series:
+    """``first.last`` (or whichever part exists), dots collapsed and trimmed, cut to fit a suffix."""
+    f = fold_for_upn(first).fillna("")
+    la = fold_for_upn(last).fillna("")
+    dot = pd.Series(np.where((f != "") & (la != ""), ".", ""), index=first.index, dtype=TEXT_DTYPE)
+    arr = to_arrow(f + dot + la)
+    arr = pc.replace_substring_regex(arr, r"\.{2,}", ".")
+    arr = pc.utf8_trim(arr, ".")
+    arr = pc.utf8_slice_codeunits(arr, 0, _UPN_BASE_LENGTH)
+    arr = pc.utf8_rtrim(arr, ".")
+    base = from_arrow(arr, first.index)
+    # Names that fold to nothing (for example written only in a non-Latin script) fall back to the id.
+    fallback = "u" + fold_for_upn(worker_id).fillna("")
+    return base.where(base != "", fallback)
+
+
+def assign_upns(
+    worker_ids: pd.Series,
+    bases: pd.Series,
+    domain: str,
+    existing_upns: pd.Series | None = None,
+) -> pd.Series:
+    """Give every worker a userPrincipalName that is stable and unique.
+
+    * A worker whose externalId is in ``existing_upns`` keeps that UPN (names may change, UPNs do not).
+    * Everybody else gets ``<base>@<domain>``; when that is already taken (by an existing UPN anywhere in the
+      snapshot, or by another worker of this feed), the workers sharing a base are ordered by WorkerID
+      (shorter first, then text: numeric ids sort numerically) and the first free of ``<base>``,
+      ``<base>2``, ``<base>3``, ... is given in that order. Existing holders never move.
+
+    :param worker_ids: one unique id per row.
+    :param bases: the derived UPN prefix per row (see :func:`fold_for_upn`).
+    :param domain: the UPN suffix after ``@``.
+    :param existing_upns: externalId -> UPN from the last committed snapshot.
+    :return: the UPN per row, aligned with ``worker_ids``.
+    """
+    domain = _check_domain(domain)
+    suffix = "@" + domain
+    upn = pd.Series(np.nan, index=worker_ids.index, dtype=TEXT_DTYPE)
+    taken_lower: pd.Index = pd.Index([], dtype=TEXT_DTYPE)
+    if existing_upns is not None and len(existing_upns):
+        existing = existing_upns.dropna().astype(TEXT_DTYPE)
+        existing = existing[~existing.index.duplicated(keep="last")]
+        existing.index = existing.index.astype(TEXT_DTYPE)
+        upn = worker_ids.map(existing).astype(TEXT_DTYPE)
+        taken_lower = pd.Index(existing.str.lower().unique(), dtype=TEXT_DTYPE)
+
+    new = upn.isna()
+    if not new.any():
+        return upn
+    key = worker_sort_key(worker_ids[new])
+    pending = pd.DataFrame(
+        {"base": bases[new].to_numpy(), "_len": key["_len"].to_numpy(), "_id": key["_id"].to_numpy()},
+        index=key.index,
+    )
+    pending = pending.sort_values(["base", "_len", "_id"], kind="stable")
+
+    # Fast path: a base nobody else in the feed or the snapshot uses is taken as it is.
+    candidate = pending["base"] + suffix
+    lone = ~pending["base"].duplicated(keep=False) & ~candidate.str.lower().isin(taken_lower)
+    upn[lone[lone].index] = candidate[lone]
+    taken = set(taken_lower) | set(candidate[lone])
+    pending = pending[~lone]
+
+    # Collisions: each round gives every base group its next free numbers, stopping at the first taken one.
+    counter = pd.Series(1, index=pd.Index(pending["base"].unique(), dtype=TEXT_DTYPE), dtype="int64")
+    while len(pending):
+        rank = pending.groupby("base", sort=False).cumcount()
+        number = pending["base"].map(counter).astype("int64") + rank
+        cand = pending["base"].where(number == 1, pending["base"] + number.astype(str)) + suffix
+        bad = cand.isin(taken) | cand.duplicated()
+        blocked = bad.groupby(pending["base"], sort=False).cummax()
+        accepted = ~blocked
+        upn[accepted[accepted].index] = cand[accepted]
+        taken.update(cand[accepted])
+        if bad.any():
+            first_bad = number[bad].groupby(pending["base"][bad], sort=False).min()
+            counter.loc[first_bad.index] = first_bad + 1
+        pending = pending[blocked]
+    return upn
+
+
+def _check_domain(domain: str) -> str:
+    domain = (domain or "").strip().lower()
+    if not domain or "@" in domain or " " in domain or "." not in domain:
+        raise ValueError(f"upn_domain must be a domain name like 'contoso.com', got {domain!r}")
+    return domain
+
+
+def normalise_hr(
+    df: pd.DataFrame,
+    *,
+    schema: HrSchema = HrSchema(),
+    upn_domain: str,
+    existing_upns: pd.Series | None = None,
+    timezone: str = "+00:00",
+) -> NormaliseResult:
+    """Normalise an HR export (best after :func:`~airflow_provider_entra.provisioning.validate.validate_hr`).
+
+    * every column: text, trimmed, Unicode NFC, empty -> missing;
+    * status -> ``Active``/``Inactive`` (``active``, ``a``, ``inactive``, ``i``, ``terminated``, ``leaver``,
+      any case); anything else is quarantined;
+    * flag columns (``OnLeave``) -> nullable boolean from true/false, yes/no, y/n, t/f, 1/0;
+    * date columns (``HireDate``) -> ISO 8601 with time and offset, ``2010-07-10T00:00:00+00:00``;
+    * ``UserPrincipalName`` = ``first.last@domain`` folded to ASCII, unique, stable (see :func:`assign_upns`);
+      ``MailNickname`` = the UPN prefix. A ``UserPrincipalName`` column in the input is replaced.
+
+    Rows with a blank or repeated WorkerID, an unknown status, or an unreadable date or flag are quarantined
+    (they receive no UPN, so they cannot push another worker's UPN suffix).
+
+    :param df: the HR export (text columns, see :func:`read_hr_csv`).
+    :param schema: column names and accepted spellings.
+    :param upn_domain: the domain after ``@`` in derived UPNs.
+    :param existing_upns: externalId -> UPN from the last committed snapshot (kept for existing workers).
+    :param timezone: fixed UTC offset for dates that carry none, and for all output dates.
+    :return: :class:`NormaliseResult` with ``.frame`` and ``.rejected``.
+    :raises HrSchemaError: when the WorkerID, status or name columns are missing.
+    """
+    timezone = check_offset(timezone)
+    _check_domain(upn_domain)
+    needed = [schema.worker_id, schema.status, schema.first_name, schema.last_name]
+    missing = [c for c in needed if c not in df.columns]
+    if missing:
+        raise HrSchemaError(f"HR export is missing required column(s): {', '.join(missing)}", missing=missing)
+    if not df.index.is_unique:
+        df = df.reset_index(drop=True)
+
+    frame = clean_frame(df)
+    reasons = Reasons(frame.index)
+    wid = frame[schema.worker_id]
+    reasons.add(wid.isna(), f"{schema.worker_id}: missing")
+    repeated = wid.notna() & wid.duplicated(keep=False)
+    reasons.add(repeated, f"{schema.worker_id}: appears in more than one row (run validate_hr first)")
+
+    raw_status = frame[schema.status]
+    status, unknown = canonical_status(raw_status, schema.status_values)
+    reasons.add(raw_status.isna(), f"{schema.status}: missing")
+    reasons.add(unknown, f"{schema.status}: unknown value '" + raw_status.fillna("") + "'")
+    frame[schema.status] = status
+
+    for col in schema.boolean_columns:
+        if col in frame.columns:
+            parsed, bad = parse_boolean(frame[col])
+            reasons.add(bad, f"{col}: cannot read '" + frame[col].fillna("") + "' as true/false")
+            frame[col] = parsed
+    for col in schema.date_columns:
+        if col in frame.columns:
+            iso, bad = parse_dates(frame[col], timezone, schema.date_format)
+            reasons.add(bad, f"{col}: cannot parse '" + frame[col].fillna("") + "' as a date")
+            frame[col] = iso
+
+    why = reasons.result()
+    rejected = quarantine_frame(why.index, wid[why.index], "normalise", why)
+    frame = frame.drop(index=why.index)
+
+    bases = _join_upn_base(frame[schema.first_name], frame[schema.last_name], frame[schema.worker_id])
+    upns = assign_upns(frame[schema.worker_id], bases, upn_domain, existing_upns)
+    frame[schema.upn] = upns
+    frame[schema.mail_nickname] = from_arrow(
+        pc.replace_substring_regex(to_arrow(upns), "@.*$", ""), frame.index
+    )
+    return NormaliseResult(frame=frame, rejected=rejected)
