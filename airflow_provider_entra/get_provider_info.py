@@ -41,7 +41,7 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
     },
     "cloud": {
         "label": "Cloud",
-        "description": "global (default), usgov, usgov-dod or china. Ignored when Authority host is set.",
+        "description": "global (default), usgov, usgov-dod or china: sign-in host, Graph and token scope.",
         "schema": {
             "type": ["string", "null"],
             "enum": ["global", "usgov", "usgov-dod", "china"],

@@ -253,12 +253,13 @@ def parse_connection(
         raise r.error("authority_host", "is required when 'graph_endpoint' is set")
     if cloud is not None and cloud not in CLOUDS:
         raise r.error("cloud", f"must be one of {', '.join(CLOUDS)}, got {cloud!r}")
+    cloud = cloud or DEFAULT_CLOUD
     if not authority_host:
-        chosen = CLOUDS[cloud or DEFAULT_CLOUD]
-        authority_host, graph_endpoint = chosen.authority_host, chosen.graph_endpoint
-        cloud = cloud or DEFAULT_CLOUD
+        authority_host, graph_endpoint = CLOUDS[cloud].authority_host, CLOUDS[cloud].graph_endpoint
     assert graph_endpoint is not None
-    scope = r.str("scope") or graph_endpoint + GRAPH_SCOPE_SUFFIX
+    # The token's audience is the cloud's Graph resource even when requests go to an explicit endpoint
+    # (a private endpoint, a proxy, the local emulator).
+    scope = r.str("scope") or CLOUDS[cloud].graph_endpoint + GRAPH_SCOPE_SUFFIX
     api_version = r.str("api_version") or DEFAULT_API_VERSION
     if api_version not in API_VERSIONS:
         raise r.error("api_version", f"must be one of {', '.join(API_VERSIONS)}, got {api_version!r}")

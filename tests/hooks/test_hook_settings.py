@@ -92,8 +92,19 @@ def test_explicit_hosts_override_the_cloud_and_skip_instance_discovery():
         {**BASE, "authority_host": "https://127.0.0.1:8443/", "graph_endpoint": "https://127.0.0.1:8443"}
     )
     assert s.authority == f"https://127.0.0.1:8443/{TENANT}"
-    assert s.scope == "https://127.0.0.1:8443/.default"
+    assert s.graph_endpoint == "https://127.0.0.1:8443"
+    assert s.scope == "https://graph.microsoft.com/.default"  # the audience stays the cloud's Graph
     assert not s.is_microsoft_authority
+    us = parse(
+        {
+            **BASE,
+            "cloud": "usgov",
+            "authority_host": "https://a.example",
+            "graph_endpoint": "https://g.example",
+        }
+    )
+    assert us.scope == "https://graph.microsoft.us/.default"
+    assert parse({**BASE, "scope": "api://custom/.default"}).scope == "api://custom/.default"
 
 
 @pytest.mark.parametrize(
