@@ -271,7 +271,8 @@ def reconcile_detailed(
         pass the run's first submit time.
     :return: a :class:`ReconcileResult`; its ``outcomes`` rows follow the order of ``external_ids``.
     """
-    sent = pd.Index(pd.unique(pd.Series(list(external_ids), dtype=object).astype(str).str.strip()))
+    sent_values = pd.Series(list(external_ids), dtype=object).dropna()
+    sent = pd.Index(pd.unique(sent_values.astype(str).str.strip()))
     flat = flatten_entries(entries)
     total = len(flat)
 

@@ -78,6 +78,7 @@ HTML_NAME = "report.html"
 FORMULA_PREFIXES: tuple[str, ...] = ("=", "+", "-", "@", "\t", "\r")
 #: Rows shown per table in the HTML by default; the CSV always has every record.
 DEFAULT_MAX_ROWS = 500
+_FORMULA_START = "[" + re.escape("".join(FORMULA_PREFIXES)) + "]"
 _SECRET_KEY = re.compile(r"secret|passw|token|private|credential|api_?key|assertion", re.IGNORECASE)
 _REDACTED = "[redacted]"
 
@@ -130,7 +131,7 @@ def neutralise_formulas(frame: pd.DataFrame) -> pd.DataFrame:
         if not (pd.api.types.is_object_dtype(values.dtype) or pd.api.types.is_string_dtype(values.dtype)):
             continue
         text = values.astype("string")
-        risky = text.str.startswith(FORMULA_PREFIXES).fillna(False).astype(bool)
+        risky = text.str.match(_FORMULA_START).fillna(False).astype(bool)
         if risky.any():
             safe[column] = values.astype(object).where(~risky, "'" + text.astype(object))
     return safe

@@ -206,7 +206,7 @@ def test_no_entries_at_all() -> None:
 
 
 def test_external_ids_are_compared_as_strings_and_deduplicated() -> None:
-    outcomes = reconcile([entry("701984", 0)], [701984, "701984", " 12 "])
+    outcomes = reconcile([entry("701984", 0)], [701984, "701984", " 12 ", None])
     assert outcomes["external_id"].tolist() == ["701984", "12"]
     assert outcomes["status"].tolist() == ["success", "missing"]
 
