@@ -18,10 +18,16 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 MICROSOFT_SAMPLE = REPO_ROOT / "tests" / "data" / "microsoft-sample"
 
 _AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="entra-airflow-home-"))
+# dag.test() only runs DAGs found in the DAGs folder, so the tests' folder holds a copy of the example DAGs
+# (with their data) plus the test-only DAGs in tests/dags/airflow_dags/.
+DAGS_FOLDER = _AIRFLOW_HOME / "dags"
+shutil.copytree(REPO_ROOT / "dags", DAGS_FOLDER, ignore=shutil.ignore_patterns("__pycache__"))
+for _test_dag in (REPO_ROOT / "tests" / "dags" / "airflow_dags").glob("*.py"):
+    shutil.copy(_test_dag, DAGS_FOLDER / _test_dag.name)
 os.environ["AIRFLOW_HOME"] = str(_AIRFLOW_HOME)
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "True"
-os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(REPO_ROOT / "dags")
+os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(DAGS_FOLDER)
 os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{_AIRFLOW_HOME}/airflow.db"
 os.environ["AIRFLOW__CORE__EXECUTOR"] = "LocalExecutor"
 os.environ.pop("AIRFLOW_CONN_ENTRA_DEFAULT", None)
