@@ -7,7 +7,6 @@ import os
 import subprocess
 import sys
 import types
-import warnings
 from importlib.metadata import distribution
 from pathlib import Path
 from unittest import mock
@@ -67,15 +66,14 @@ def test_cli_lists_the_provider(tmp_path):
     assert listed["airflow-provider-entra"]["version"] == distribution("airflow-provider-entra").version
 
 
+@pytest.mark.filterwarnings("ignore")  # starlette's TestClient deprecation, Airflow's short test JWT key
 def test_api_server_serves_the_connection_form(airflow_db, monkeypatch):
-    monkeypatch.setenv("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS", "True")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # starlette's TestClient deprecation, Airflow's JWT key length
-        from airflow.api_fastapi.app import create_app
-        from fastapi.testclient import TestClient
+    from airflow.api_fastapi.app import create_app
+    from fastapi.testclient import TestClient
 
-        client = TestClient(create_app(apps="core"))
-        response = client.get("/ui/connections/hook_meta")
+    monkeypatch.setenv("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS", "True")
+    client = TestClient(create_app(apps="core"))
+    response = client.get("/ui/connections/hook_meta")
     assert response.status_code == 200, response.text
     (entra,) = [h for h in response.json() if h["connection_type"] == "entra"]
     assert entra["hook_name"] == "Microsoft Entra Inbound Provisioning"

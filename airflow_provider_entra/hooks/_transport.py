@@ -24,7 +24,11 @@ from airflow_provider_entra._constants import RETRYABLE_STATUS_CODES
 
 
 class TimeoutSession(requests.Session):
-    """A ``requests.Session`` that applies a default timeout to every request (msal passes none)."""
+    """A ``requests.Session`` with a default timeout (msal passes none) whose ``verify`` really applies.
+
+    Plain requests lets ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE`` override a session's CA bundle; here an
+    explicit bundle wins, and the environment only applies when the session trusts the system CAs.
+    """
 
     def __init__(self, timeout: float) -> None:
         super().__init__()
@@ -32,6 +36,7 @@ class TimeoutSession(requests.Session):
 
     def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
         kwargs.setdefault("timeout", self.default_timeout)
+        kwargs.setdefault("verify", self.verify)
         return super().request(method, url, *args, **kwargs)
 
 
