@@ -75,6 +75,22 @@ OFFICIAL_COMMANDS = {
     "flower": "celery flower",
 }
 OFFICIAL_PROFILES = {"airflow-cli": ["debug"], "flower": ["flower"]}
+JOBS_CHECK = 'airflow jobs check --job-type {job} --hostname "$${{HOSTNAME}}"'
+CELERY_PING = 'celery --app {app} inspect ping -d "celery@$${{HOSTNAME}}"'
+OFFICIAL_HEALTHCHECKS = {
+    "postgres": ["CMD", "pg_isready", "-U", "airflow"],
+    "redis": ["CMD", "redis-cli", "ping"],
+    "airflow-apiserver": ["CMD", "curl", "--fail", "http://localhost:8080/api/v2/monitor/health"],
+    "airflow-scheduler": ["CMD", "curl", "--fail", "http://localhost:8974/health"],
+    "airflow-dag-processor": ["CMD-SHELL", JOBS_CHECK.format(job="DagProcessorJob")],
+    "airflow-triggerer": ["CMD-SHELL", JOBS_CHECK.format(job="TriggererJob")],
+    "airflow-worker": [
+        "CMD-SHELL",
+        f"{CELERY_PING.format(app='airflow.providers.celery.executors.celery_executor.app')}"
+        f" || {CELERY_PING.format(app='airflow.executors.celery_executor.app')}",
+    ],
+    "flower": ["CMD", "curl", "--fail", "http://localhost:5555/"],
+}
 # depends_on of the official file on top of the shared postgres/redis healthy conditions.
 OFFICIAL_EXTRA_DEPENDS_ON = {
     "airflow-apiserver": {"airflow-init": "service_completed_successfully"},
@@ -276,6 +292,8 @@ def test_shared_airflow_environment_is_celery_with_postgres_and_redis(compose: d
 
 
 def test_every_long_running_service_has_a_healthcheck(services: dict[str, Any]) -> None:
+    for name, probe in OFFICIAL_HEALTHCHECKS.items():
+        assert services[name]["healthcheck"]["test"] == probe, name
     for name, service in services.items():
         if name in ONE_SHOT_SERVICES:
             continue
