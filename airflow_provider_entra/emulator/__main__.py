@@ -141,6 +141,22 @@ def _register_apps(emulator: Emulator, pki: Pki, apps_file: str | None, issuer: 
         emulator.add_app(app)
 
 
+class _Server(uvicorn.Server):
+    """uvicorn, but idle keep-alive TLS connections are dropped at shutdown.
+
+    A graceful TLS close waits for the client's close_notify, which an idle pooled client never sends, so
+    without this a SIGTERM would hang until the SSL shutdown timeout.
+    """
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        for connection in list(self.server_state.connections):
+            cycle = getattr(connection, "cycle", None)
+            transport = getattr(connection, "transport", None)
+            if transport is not None and (cycle is None or cycle.response_complete):
+                transport.abort()
+        await super().shutdown(sockets)
+
+
 def _pick_socket(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -256,9 +272,10 @@ def main(argv: list[str] | None = None) -> int:
         ssl_version=ssl.PROTOCOL_TLS_SERVER,
         access_log=args.log_level.lower() in ("debug", "info"),
         timeout_keep_alive=30,
+        timeout_graceful_shutdown=5,
         lifespan="off",
     )
-    server = uvicorn.Server(ssl_ctx_cfg)
+    server = _Server(ssl_ctx_cfg)
     stop = threading.Event()
     threading.Thread(target=_processor, args=(emulator, stop), name="entra-processor", daemon=True).start()
     threading.Thread(

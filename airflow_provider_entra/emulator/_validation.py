@@ -27,6 +27,8 @@ from airflow_provider_entra.emulator._protocol import (
 _SCIM_USER = User[EnterpriseUser]
 _KNOWN_BULK_KEYS = {"schemas", "Operations", "failOnErrors"}
 _KNOWN_OPERATION_KEYS = {"method", "bulkId", "path", "data", "version"}
+# Sent by many SCIM clients (Microsoft's CSV2SCIM sample among them) but not a User attribute: ignored.
+_IGNORED_DATA_KEYS = {"resourcetype"}
 
 
 @dataclass
@@ -194,6 +196,8 @@ def _data_problems(where: str, data: dict[str, Any]) -> list[Problem]:
         problems.append(Problem(f"{where}.externalId", "is required and must be a non-empty string"))
     core_data: dict[str, Any] = {}
     for key, value in data.items():
+        if key.lower() in _IGNORED_DATA_KEYS:
+            continue
         if key.lower().startswith("urn:") and key != ENTERPRISE_USER_SCHEMA:
             if key not in schemas:
                 problems.append(
