@@ -44,6 +44,8 @@ class EntraError(AirflowException):
     :param retry_after: seconds the server asked to wait, or until the local budget frees up, if known.
     """
 
+    status_code: int | None  # type: ignore[assignment]  # an HTTP status per error, not Airflow's HTTPStatus
+
     def __init__(
         self,
         message: str,

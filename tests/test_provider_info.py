@@ -141,3 +141,28 @@ def test_provider_info_module_is_cheap(module):
     code = f"import sys, {module}; print(sorted(m for m in sys.modules if m.startswith(('airflow', 'msal'))))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert eval(out) == ["airflow_provider_entra", module]  # noqa: S307 - our own printed list
+
+
+@pytest.mark.filterwarnings("ignore")
+def test_ui_test_button_acquires_a_token_and_reads_the_job(airflow_db, entra_env, monkeypatch):
+    """``POST /api/v2/connections/test`` (the form's Test button) runs EntraHook.test_connection()."""
+    from airflow.api_fastapi.app import create_app
+    from fastapi.testclient import TestClient
+
+    monkeypatch.setenv("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS", "True")
+    monkeypatch.setenv("AIRFLOW__CORE__TEST_CONNECTION", "Enabled")
+    client = TestClient(create_app(apps="core"))
+    conn = entra_env.info["airflow_conn"]
+    form = {
+        "connection_id": "entra_ui_test",
+        "conn_type": "entra",
+        "login": conn["login"],
+        "password": conn["password"],
+        "extra": json.dumps(conn["extra"]),
+    }
+    ok = client.post("/api/v2/connections/test", json=form).json()
+    assert ok["status"] is True and "status Active" in ok["message"]
+    bad = client.post("/api/v2/connections/test", json={**form, "password": "not-it"}).json()
+    assert (
+        bad["status"] is False and bad["message"].startswith("token: ") and "AADSTS7000215" in bad["message"]
+    )

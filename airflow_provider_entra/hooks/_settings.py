@@ -139,7 +139,7 @@ class _Reader:
                 return value
         return None
 
-    def str(self, name: str) -> str | None:
+    def text(self, name: str) -> str | None:
         value = self.raw(name)
         if value is None:
             return None
@@ -147,7 +147,7 @@ class _Reader:
             raise self.error(name, f"must be a string, got {type(value).__name__}")
         return value
 
-    def bool(self, name: str) -> bool:
+    def flag(self, name: str) -> bool:
         value = self.raw(name)
         if value is None:
             return False
@@ -173,7 +173,7 @@ class _Reader:
         return number
 
     def url(self, name: str) -> str | None:
-        value = self.str(name)
+        value = self.text(name)
         if value is None:
             return None
         parts = urlsplit(value)
@@ -182,7 +182,7 @@ class _Reader:
         return value.rstrip("/")
 
     def file(self, name: str, value: str | None = None) -> str | None:
-        value = value if value is not None else self.str(name)
+        value = value if value is not None else self.text(name)
         if value is None:
             return None
         path = Path(os.path.expandvars(os.path.expanduser(value)))
@@ -244,7 +244,7 @@ def parse_connection(
     password = password or None
 
     # Where to sign in and which Graph to call.
-    cloud = r.str("cloud")
+    cloud = r.text("cloud")
     authority_host = r.url("authority_host")
     graph_endpoint = r.url("graph_endpoint")
     if authority_host and not graph_endpoint:
@@ -259,18 +259,18 @@ def parse_connection(
     assert graph_endpoint is not None
     # The token's audience is the cloud's Graph resource even when requests go to an explicit endpoint
     # (a private endpoint, a proxy, the local emulator).
-    scope = r.str("scope") or CLOUDS[cloud].graph_endpoint + GRAPH_SCOPE_SUFFIX
-    api_version = r.str("api_version") or DEFAULT_API_VERSION
+    scope = r.text("scope") or CLOUDS[cloud].graph_endpoint + GRAPH_SCOPE_SUFFIX
+    api_version = r.text("api_version") or DEFAULT_API_VERSION
     if api_version not in API_VERSIONS:
         raise r.error("api_version", f"must be one of {', '.join(API_VERSIONS)}, got {api_version!r}")
 
     # Which credential.
-    managed_identity = r.bool("managed_identity")
-    federated_token_file = r.str("federated_token_file")
+    managed_identity = r.flag("managed_identity")
+    federated_token_file = r.text("federated_token_file")
     certificate_path = r.file("certificate_path")
     private_key_path = r.file("private_key_path")
-    inline_certificate = r.str("certificate")
-    inline_key = r.str("private_key")
+    inline_certificate = r.text("certificate")
+    inline_key = r.text("private_key")
     has_certificate = any((certificate_path, private_key_path, inline_certificate, inline_key))
     chosen_kinds = [
         name
@@ -284,13 +284,13 @@ def parse_connection(
     if len(chosen_kinds) > 1:
         raise r.error(chosen_kinds[1], f"cannot be combined with '{chosen_kinds[0]}': choose one credential")
 
-    tenant_id = r.str("tenant_id")
+    tenant_id = r.text("tenant_id")
     certificate_pem = private_key_pem = thumbprint = None
     mi_client_id = None
     client_secret = None
     if managed_identity:
         credential_type = CREDENTIAL_MANAGED_IDENTITY
-        mi_client_id = r.str("managed_identity_client_id") or login
+        mi_client_id = r.text("managed_identity_client_id") or login
     else:
         if not tenant_id:
             raise r.error("tenant_id", "is required")
@@ -328,7 +328,7 @@ def parse_connection(
                 )
             certificate_pem, private_key_pem = certs[0], keys[0]
             try:
-                thumbprint = r.str("certificate_thumbprint") or sha1_thumbprint(certificate_pem)
+                thumbprint = r.text("certificate_thumbprint") or sha1_thumbprint(certificate_pem)
             except ValueError:
                 raise r.error("certificate_path", "holds a certificate that cannot be parsed") from None
             thumbprint = thumbprint.replace(":", "").upper()
@@ -363,14 +363,14 @@ def parse_connection(
         scope=scope,
         api_version=api_version,
         cloud=cloud,
-        service_principal_id=r.str("service_principal_id"),
-        job_id=r.str("job_id"),
+        service_principal_id=r.text("service_principal_id"),
+        job_id=r.text("job_id"),
         client_secret=client_secret,
         certificate_pem=certificate_pem,
         private_key_pem=private_key_pem,
-        private_key_passphrase=r.str("private_key_passphrase"),
+        private_key_passphrase=r.text("private_key_passphrase"),
         certificate_thumbprint=thumbprint,
-        send_x5c=r.bool("send_x5c"),
+        send_x5c=r.flag("send_x5c"),
         managed_identity_client_id=mi_client_id,
         federated_token_file=federated_token_file,
         ca_bundle=r.file("ca_bundle"),

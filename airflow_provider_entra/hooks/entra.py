@@ -551,7 +551,7 @@ class EntraHook(BaseHook):
         text = f"{what} failed: {self._redact(detail)}" + (
             f" (request-id {request_id})" if request_id else ""
         )
-        attrs = {
+        attrs: dict[str, Any] = {
             "status_code": status,
             "error_code": code,
             "request_id": request_id,
@@ -605,7 +605,8 @@ class EntraHook(BaseHook):
             status_code=response.status_code,
             request_id=response.headers.get("request-id"),
             client_request_id=response.headers.get("client-request-id")
-            or response.request.headers.get("client-request-id"),
+            or str(response.request.headers.get("client-request-id") or "")
+            or None,
             location=response.headers.get("Location"),
             submitted_at=submitted_at,
             operation_count=operations,

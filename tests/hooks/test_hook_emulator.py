@@ -219,6 +219,16 @@ def test_persistent_5xx_gives_up_after_max_retries(entra_env, bulk, use_connecti
     assert calls(entra_env, "bulkUpload") == 3
 
 
+def test_total_wait_is_capped_and_a_burst_429_stays_a_throttle_error(entra_env, bulk, use_connection):
+    entra_env.configure(faults=[{"kind": "429", "endpoint": "bulkUpload", "count": 10, "retry_after": 1}])
+    hook = use_connection("entra_capped", entra_env.info["airflow_conn"], total_backoff_cap=1.5)
+    with pytest.raises(EntraThrottledError) as caught:
+        hook.bulk_upload(bulk("1"))
+    assert not isinstance(caught.value, EntraQuotaExhaustedError)
+    assert caught.value.status_code == 429 and caught.value.retry_after == 1
+    assert calls(entra_env, "bulkUpload") == 2  # one wait of 1 s; a second would pass the 1.5 s cap
+
+
 def test_daily_budget_refuses_before_sending(entra_env, bulk, use_connection):
     hook = use_connection("entra_budget", entra_env.info["airflow_conn"], daily_call_budget=3)
     for i in range(3):
