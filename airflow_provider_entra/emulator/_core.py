@@ -842,7 +842,6 @@ class Emulator:
                 "Review the held disables, then restart the job with resetScope ForceDeletes."
             ),
         }
-        entry["held_target"] = True
         self._emit(
             entry,
             "stageddelete",
