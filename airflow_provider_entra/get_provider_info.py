@@ -16,6 +16,7 @@ PACKAGE_NAME = "airflow-provider-entra"
 INTEGRATION_NAME = "Microsoft Entra Inbound Provisioning"
 CONN_TYPE = "entra"
 HOOK_CLASS_NAME = "airflow_provider_entra.hooks.entra.EntraHook"
+EXTRA_LINKS = ("airflow_provider_entra.links.EntraProvisioningLogsLink",)
 
 # Extra fields of the ``entra`` connection, in form order; stored in ``Connection.extra`` under these names.
 CONN_FIELDS: dict[str, dict[str, Any]] = {
@@ -202,4 +203,5 @@ def get_provider_info() -> dict[str, Any]:
     for role in ("operators", "sensors", "triggers"):
         if modules := _modules(role):
             info[role] = [{"integration-name": INTEGRATION_NAME, "python-modules": modules}]
+    info["extra-links"] = list(EXTRA_LINKS)
     return info

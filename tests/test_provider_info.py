@@ -39,14 +39,20 @@ def test_provider_info_passes_airflow_schema():
                 assert module.startswith("airflow_provider_entra.")
 
 
-def test_every_listed_module_imports():
+def test_every_listed_module_and_link_imports():
     import importlib
+
+    from airflow.sdk import BaseOperatorLink
 
     info = get_provider_info()
     for role in ("hooks", "operators", "sensors", "triggers"):
         for entry in info.get(role, []):
             for module in entry["python-modules"]:
                 importlib.import_module(module)
+    assert info["extra-links"]
+    for path in info["extra-links"]:
+        module, _, name = path.rpartition(".")
+        assert issubclass(getattr(importlib.import_module(module), name), BaseOperatorLink)
 
 
 def test_cli_lists_the_provider(tmp_path):
