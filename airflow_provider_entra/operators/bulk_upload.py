@@ -1,0 +1,689 @@
+"""Upload HR records to Entra's API-driven inbound provisioning, managers first, resumable after a crash.
+
+:class:`EntraBulkUploadOperator` reads a staged file (Parquet or CSV, HR layout or already SCIM-mapped) or
+a short list of payloads from XCom, orders the records into managers-first stages, builds 50-operation SCIM
+BulkRequests and posts them through :class:`~airflow_provider_entra.hooks.entra.EntraHook` (which paces them
+under 40 calls / 5 s and the daily budget, and retries 429/5xx).
+
+Resuming without resending
+--------------------------
+Requests are built deterministically: the same input and the same ``bulk_id_prefix`` (by default derived
+from the run id) give the same requests in the same order, so each has a stable *fingerprint* (SHA-256 of
+its canonical JSON). Right after each 202 the operator appends a line to ``upload-manifest.jsonl`` in
+``output_dir`` (fsync'd on a local disk)::
+
+    {"seq": 7, "stage": 1, "fingerprint": "…", "request_id": "…", "client_request_id": "…",
+     "external_ids": ["1513", …], "operations": 50, "submitted_at": "2026-03-02T01:00:07.1+00:00",
+     "status_code": 202}
+
+A retried task reads the manifest and skips every request whose fingerprint is there. Only a request that
+was accepted but whose line was not yet written when the process died is sent again: at most one.
+
+Files written to ``output_dir`` (default: the input file's folder)
+-----------------------------------------------------------------
+* ``upload-manifest.jsonl``: the accepted requests (above).
+* ``sent-external-ids.parquet``: every externalId of the run's requests (``externalId``, ``seq``, ``stage``),
+  for the verification sensor.
+* ``upload-rejected.parquet``: records not sent, with a reason (mapping errors, management cycles,
+  self-managers); only when there are some.
+* With ``dry_run``: ``dry-run-requests.jsonl`` (every request body, one per line) and
+  ``dry-run-summary.json``; nothing is sent.
+
+Large data never goes through XCom: the task returns a small summary with the paths.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import json
+import os
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import pandas as pd
+from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowException
+
+from airflow_provider_entra._constants import (
+    BULK_REQUEST_SCHEMA,
+    ENTERPRISE_USER_SCHEMA,
+    MAX_OPERATIONS_PER_REQUEST,
+)
+from airflow_provider_entra._staging import (
+    append_jsonl,
+    local_path,
+    read_frame,
+    read_jsonl,
+    to_path,
+    write_bytes,
+    write_frame,
+    write_jsonl,
+)
+from airflow_provider_entra.exceptions import EntraError
+from airflow_provider_entra.hooks.entra import EntraHook
+from airflow_provider_entra.links import EntraProvisioningLogsLink
+from airflow_provider_entra.provisioning.stages import plan_stages
+from airflow_provider_entra.scim import (
+    MANAGER_PATH,
+    AttributeMapping,
+    MappingError,
+    build_bulk_requests,
+    map_records,
+    parse_path,
+)
+from airflow_provider_entra.scim.records import RECORD_HASH, MappedRecords
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context, ObjectStoragePath
+
+__all__ = [
+    "EXTERNAL_IDS_NAME",
+    "MANIFEST_NAME",
+    "REJECTED_NAME",
+    "EntraBulkUploadOperator",
+    "PlannedRequest",
+    "UploadPlan",
+    "fingerprint",
+    "format_progress",
+]
+
+MANIFEST_NAME = "upload-manifest.jsonl"
+EXTERNAL_IDS_NAME = "sent-external-ids.parquet"
+REJECTED_NAME = "upload-rejected.parquet"
+DRY_RUN_REQUESTS_NAME = "dry-run-requests.jsonl"
+DRY_RUN_SUMMARY_NAME = "dry-run-summary.json"
+#: Request ids kept in the XCom summary; beyond that the first and last few (the manifest has all).
+MAX_REQUEST_IDS_IN_SUMMARY = 200
+REQUEST_IDS_KEPT_AT_EACH_END = 10
+InputKind = Literal["auto", "hr", "mapped"]
+
+
+# --- pure helpers -----------------------------------------------------------------------------------------
+
+
+def fingerprint(payload: Mapping[str, Any]) -> str:
+    """SHA-256 of a request's canonical JSON (sorted keys): equal for equal requests across processes.
+
+    :param payload: a SCIM BulkRequest.
+    """
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _duration(seconds: float) -> str:
+    seconds = max(0, int(round(seconds)))
+    if seconds < 60:
+        return f"{seconds}s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes}m" if minutes >= 10 or not seconds else f"{minutes}m {seconds}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h {minutes}m"
+
+
+def format_progress(done: int, total: int, calls_per_second: float | None, eta_seconds: float | None) -> str:
+    """``412/2,000 records (20%), 7.9 calls/s, ETA 4m``.
+
+    :param done: records handled so far (sent or already in the manifest).
+    :param total: records to handle.
+    :param calls_per_second: bulkUpload calls per second so far, ``None`` before the first.
+    :param eta_seconds: estimated seconds left, ``None`` when unknown.
+    """
+    percent = int(done * 100 / total) if total else 100
+    text = f"{done:,}/{total:,} records ({percent}%)"
+    if calls_per_second is not None:
+        text += f", {calls_per_second:.1f} calls/s"
+    if eta_seconds is not None:
+        text += f", ETA {_duration(eta_seconds)}"
+    return text
+
+
+@dataclass(frozen=True)
+class PlannedRequest:
+    """One BulkRequest of the plan.
+
+    :param seq: position in the upload order (0-based).
+    :param stage: managers-first stage (0: people whose manager is not in the batch).
+    :param payload: the SCIM BulkRequest.
+    :param external_ids: its records' externalIds, in operation order.
+    :param fingerprint: :func:`fingerprint` of the payload.
+    """
+
+    seq: int
+    stage: int
+    payload: dict[str, Any]
+    external_ids: list[str]
+    fingerprint: str
+
+
+@dataclass
+class UploadPlan:
+    """Requests in upload order, and what was set aside.
+
+    :param requests: the requests, stage by stage.
+    :param rejected: records not sent: ``row``, ``externalId``, ``stage`` (the step that set it aside),
+        ``reason``.
+    :param stage_sizes: records per stage.
+    :param records: records that will be sent.
+    :param input_rows: rows (or payload records) in the input.
+    """
+
+    requests: list[PlannedRequest] = field(default_factory=list)
+    rejected: pd.DataFrame = field(
+        default_factory=lambda: pd.DataFrame(columns=["row", "externalId", "stage", "reason"])
+    )
+    stage_sizes: list[int] = field(default_factory=list)
+    records: int = 0
+    input_rows: int = 0
+
+
+def _bulk_request(operations: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"schemas": [BULK_REQUEST_SCHEMA], "Operations": operations, "failOnErrors": None}
+
+
+def _identity_mapping(frame: pd.DataFrame) -> AttributeMapping:
+    """A mapping that sends each SCIM-path column of an already mapped frame as it is."""
+    attributes: dict[str, Any] = {}
+    for column in frame.columns:
+        if column == RECORD_HASH:
+            continue
+        try:
+            path = parse_path(str(column))
+        except MappingError:
+            continue
+        spec: dict[str, Any] = {"column": str(column)}
+        if path.value_type is None:  # a custom attribute: its type from the column
+            dtype = frame[column].dtype
+            if pd.api.types.is_bool_dtype(dtype):
+                spec["type"] = "boolean"
+            elif pd.api.types.is_integer_dtype(dtype):
+                spec["type"] = "integer"
+        attributes[str(column)] = spec
+    return AttributeMapping(attributes)
+
+
+def _load_mapping(mapping: str | os.PathLike[str] | Mapping[str, Any] | AttributeMapping) -> AttributeMapping:
+    if isinstance(mapping, AttributeMapping):
+        return mapping
+    if isinstance(mapping, Mapping):
+        return AttributeMapping.from_dict(mapping)
+    source = to_path(mapping)
+    local = local_path(source)
+    if local is not None:
+        return AttributeMapping.from_file(local)
+    with tempfile.TemporaryDirectory() as folder:  # from_file reads local files; fetch the object first
+        copy = Path(folder) / source.name
+        copy.write_bytes(source.read_bytes())
+        return AttributeMapping.from_file(copy)
+
+
+def _is_mapped_frame(frame: pd.DataFrame) -> bool:
+    columns = set(map(str, frame.columns))
+    return RECORD_HASH in columns or {"externalId", "userName", "active"} <= columns
+
+
+def _parse_payloads(value: Any) -> list[dict[str, Any]]:
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            value = json.loads(text)
+        except ValueError:
+            try:  # a list rendered by Jinja without render_template_as_native_obj
+                value = ast.literal_eval(text)
+            except (ValueError, SyntaxError):
+                raise AirflowException("payloads is text that is neither JSON nor a Python list") from None
+    if isinstance(value, Mapping):
+        value = [value]
+    if not isinstance(value, Sequence) or not all(isinstance(item, Mapping) for item in value):
+        raise AirflowException("payloads must be a list of SCIM BulkRequests or SCIM User records (dicts)")
+    return [dict(item) for item in value]
+
+
+# --- the operator -------------------------------------------------------------------------------------------
+
+
+class EntraBulkUploadOperator(BaseOperator):
+    """Upload records to Entra (``bulkUpload``), managers first, resumable, with progress and a manifest.
+
+    Input is either a staged file (``input_path``) or a short list of payloads (``payloads``):
+
+    * an HR-layout file (Parquet/CSV) plus ``mapping``: mapped with
+      :func:`~airflow_provider_entra.scim.map_records`; rows that cannot be sent are set aside with a
+      reason and the rest proceed;
+    * an already mapped file (the ``.frame`` of ``map_records``, saved to Parquet): detected by its
+      ``record_hash`` column or its ``externalId``/``userName``/``active`` columns (or
+      ``input_kind="mapped"``); ``mapping`` is then optional;
+    * ``payloads``: SCIM BulkRequests (sent as they are) or SCIM User records (packed into requests).
+
+    With ``managers_first`` the records are uploaded in stages by management depth (CEO first), so each
+    manager reference resolves in this run; management cycles and self-managers are set aside with a reason.
+
+    :param input_path: ``.parquet`` or ``.csv`` file, local path or ObjectStoragePath/URL. (templated)
+    :param payloads: list of BulkRequest or SCIM User dicts, e.g. from XCom; small lists only. (templated)
+    :param mapping: mapping file path (YAML/JSON), dict or
+        :class:`~airflow_provider_entra.scim.AttributeMapping`; required for HR-layout input. (templated)
+    :param input_kind: ``"auto"`` (detect), ``"hr"`` or ``"mapped"``.
+    :param entra_conn_id: connection of type ``entra``. (templated)
+    :param dry_run: build and write the requests and a summary, send nothing; accepts ``"true"``/``"false"``
+        text from a template. (templated)
+    :param managers_first: upload in managers-first stages.
+    :param known_manager_ids_path: file (Parquet/CSV, ``externalId`` column) of ids this job already
+        provisioned; managers among them count as resolved whatever the order. (templated)
+    :param output_dir: folder for the manifest and staged outputs; default: the input file's folder
+        (required with ``payloads``). (templated)
+    :param max_operations: operations per request, 1 to 50.
+    :param bulk_id_prefix: prefix of each ``bulkId``; default: derived from the run id, so a retried task
+        builds the same requests and resumes. (templated)
+    :param progress_every: log progress every this many requests...
+    :param progress_seconds: ...or at least this often (seconds).
+    :return: ``{"records", "requests", "sent_requests", "resumed_requests", "rejected", "request_ids",
+        "request_ids_total", "first_submit", "last_submit", "manifest_path", "external_ids_path",
+        "rejected_path", "dry_run", "stages", "job_id"}``.
+    """
+
+    template_fields: Sequence[str] = (
+        "input_path",
+        "payloads",
+        "mapping",
+        "entra_conn_id",
+        "dry_run",
+        "known_manager_ids_path",
+        "output_dir",
+        "bulk_id_prefix",
+    )
+    ui_color = "#fde9c9"
+    operator_extra_links = (EntraProvisioningLogsLink(),)
+
+    def __init__(
+        self,
+        *,
+        input_path: str | ObjectStoragePath | None = None,
+        payloads: list[dict[str, Any]] | str | None = None,
+        mapping: str | Mapping[str, Any] | AttributeMapping | None = None,
+        input_kind: InputKind = "auto",
+        entra_conn_id: str = EntraHook.default_conn_name,
+        dry_run: bool | str = False,
+        managers_first: bool = True,
+        known_manager_ids_path: str | ObjectStoragePath | None = None,
+        output_dir: str | ObjectStoragePath | None = None,
+        max_operations: int = MAX_OPERATIONS_PER_REQUEST,
+        bulk_id_prefix: str | None = None,
+        progress_every: int = 10,
+        progress_seconds: float = 10.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if input_kind not in ("auto", "hr", "mapped"):
+            raise ValueError(f"input_kind must be 'auto', 'hr' or 'mapped', got {input_kind!r}")
+        if not 1 <= max_operations <= MAX_OPERATIONS_PER_REQUEST:
+            raise ValueError(
+                f"max_operations must be 1 to {MAX_OPERATIONS_PER_REQUEST}, got {max_operations}"
+            )
+        self.input_path = input_path
+        self.payloads = payloads
+        self.mapping = mapping
+        self.input_kind = input_kind
+        self.entra_conn_id = entra_conn_id
+        self.dry_run = dry_run
+        self.managers_first = managers_first
+        self.known_manager_ids_path = known_manager_ids_path
+        self.output_dir = output_dir
+        self.max_operations = max_operations
+        self.bulk_id_prefix = bulk_id_prefix
+        self.progress_every = progress_every
+        self.progress_seconds = progress_seconds
+
+    # --- inputs -------------------------------------------------------------------------------------------
+
+    def _dry_run(self) -> bool:
+        value = self.dry_run
+        if isinstance(value, str):
+            text = value.strip().lower()
+            if text in ("true", "1", "yes", "on"):
+                return True
+            if text in ("false", "0", "no", "off", "", "none"):
+                return False
+            raise AirflowException(f"dry_run must be true or false, got {value!r}")
+        return bool(value)
+
+    def _output_dir(self) -> ObjectStoragePath:
+        if self.output_dir:
+            return to_path(self.output_dir)
+        if self.input_path:
+            return to_path(self.input_path).parent
+        raise AirflowException("output_dir is required when the input is a list of payloads")
+
+    def _prefix(self, context: Context | Mapping[str, Any]) -> str:
+        if self.bulk_id_prefix is not None:
+            return str(self.bulk_id_prefix)
+        run_id = str(context.get("run_id") or "")
+        if not run_id:
+            raise AirflowException("no run_id in the context: pass bulk_id_prefix")
+        return hashlib.sha256(run_id.encode("utf-8")).hexdigest()[:10] + "-"
+
+    def _known_ids(self) -> list[str] | None:
+        if not self.known_manager_ids_path:
+            return None
+        frame = read_frame(self.known_manager_ids_path)
+        column = "externalId" if "externalId" in frame.columns else frame.columns[0]
+        return frame[column].dropna().astype(str).tolist()
+
+    # --- planning -----------------------------------------------------------------------------------------
+
+    def plan(self, context: Context | Mapping[str, Any]) -> UploadPlan:
+        """Build every request of this run, in upload order (deterministic).
+
+        :param context: the task context (its ``run_id`` derives the default ``bulk_id_prefix``).
+        """
+        if (self.input_path is None) == (self.payloads is None):
+            raise AirflowException("give exactly one of input_path and payloads")
+        prefix = self._prefix(context)
+        if self.payloads is not None:
+            return self._plan_payloads(_parse_payloads(self.payloads), prefix)
+        frame = read_frame(self.input_path)  # type: ignore[arg-type]
+        kind = self.input_kind
+        if kind == "auto":
+            kind = "mapped" if _is_mapped_frame(frame) else "hr"
+        if kind == "mapped":
+            mapping = _load_mapping(self.mapping) if self.mapping is not None else _identity_mapping(frame)
+            records = MappedRecords.from_frame(frame, mapping)
+        else:
+            if self.mapping is None:
+                raise AirflowException(
+                    f"{self.input_path} is an HR-layout file (no externalId/userName/active columns): "
+                    "pass mapping"
+                )
+            records = map_records(frame, _load_mapping(self.mapping))
+        self.log.info(
+            "Read %d rows from %s (%s layout): %d records to send, %d rejected, %d duplicates collapsed",
+            len(frame),
+            self.input_path,
+            kind,
+            len(records.frame),
+            len(records.rejected),
+            records.duplicates_collapsed,
+        )
+        return self._plan_records(records, prefix)
+
+    def _stages(self, frame: pd.DataFrame, manager_column: str) -> tuple[list[pd.Index], pd.DataFrame]:
+        """Row labels per stage, and the rows set aside by staging."""
+        if not self.managers_first or frame.empty:
+            return ([frame.index] if len(frame) else []), pd.DataFrame(
+                columns=["row", "externalId", "stage", "reason"]
+            )
+        stage_plan = plan_stages(
+            frame, id_column="externalId", manager_column=manager_column, known_ids=self._known_ids()
+        )
+        for warning in stage_plan.warnings.itertuples(index=False):
+            self.log.warning("Record %s: %s", warning.externalId, warning.warning)
+        return stage_plan.stage_index, stage_plan.rejected
+
+    def _plan_records(self, records: MappedRecords, prefix: str) -> UploadPlan:
+        plan = UploadPlan(input_rows=records.input_rows)
+        rejected = records.rejected.assign(stage="mapping")[["row", "externalId", "stage", "reason"]]
+        stages, stage_rejected = self._stages(records.frame, MANAGER_PATH)
+        plan.rejected = pd.concat(
+            [frame for frame in (rejected, stage_rejected) if len(frame)]
+            or [pd.DataFrame(columns=["row", "externalId", "stage", "reason"])],
+            ignore_index=True,
+        )
+        seq = 0
+        for stage_number, labels in enumerate(stages):
+            ids = records.frame.loc[labels, "externalId"].astype(str).tolist()
+            subset = records.select(ids)
+            built = build_bulk_requests(subset, max_operations=self.max_operations, bulk_id_prefix=prefix)
+            for index in range(len(built.requests)):
+                payload = built.requests[index]
+                plan.requests.append(
+                    PlannedRequest(
+                        seq, stage_number, payload, built.external_ids[index], fingerprint(payload)
+                    )
+                )
+                seq += 1
+            plan.stage_sizes.append(built.operation_count)
+            plan.records += built.operation_count
+        return plan
+
+    def _plan_payloads(self, items: list[dict[str, Any]], prefix: str) -> UploadPlan:
+        plan = UploadPlan()
+        if all("Operations" in item for item in items):
+            for seq, payload in enumerate(items):
+                operations = payload.get("Operations") or []
+                ids = [str((op.get("data") or {}).get("externalId")) for op in operations]
+                plan.requests.append(PlannedRequest(seq, 0, payload, ids, fingerprint(payload)))
+                plan.records += len(ids)
+            plan.input_rows = plan.records
+            plan.stage_sizes = [plan.records] if plan.records else []
+            return plan
+        if any("Operations" in item for item in items):
+            raise AirflowException("payloads mixes BulkRequests and User records; give one kind")
+        plan.input_rows = len(items)
+        users = pd.DataFrame(
+            {
+                "externalId": [str(item.get("externalId") or "").strip() or None for item in items],
+                "manager": [
+                    ((item.get(ENTERPRISE_USER_SCHEMA) or {}).get("manager") or {}).get("value")
+                    for item in items
+                ],
+            }
+        )
+        missing = users["externalId"].isna()
+        rejected = pd.DataFrame(
+            {
+                "row": users.index[missing],
+                "externalId": None,
+                "stage": "payloads",
+                "reason": "externalId is empty",
+            }
+        )
+        stages, stage_rejected = self._stages(users[~missing], "manager")
+        plan.rejected = pd.concat(
+            [frame for frame in (rejected, stage_rejected) if len(frame)]
+            or [pd.DataFrame(columns=["row", "externalId", "stage", "reason"])],
+            ignore_index=True,
+        )
+        seq = 0
+        for stage_number, labels in enumerate(stages):
+            stage_items = [items[label] for label in labels]
+            for start in range(0, len(stage_items), self.max_operations):
+                chunk = stage_items[start : start + self.max_operations]
+                ids = [str(item["externalId"]).strip() for item in chunk]
+                operations = [
+                    {"method": "POST", "bulkId": f"{prefix}{ext}", "path": "/Users", "data": item}
+                    for ext, item in zip(ids, chunk, strict=True)
+                ]
+                payload = _bulk_request(operations)
+                plan.requests.append(PlannedRequest(seq, stage_number, payload, ids, fingerprint(payload)))
+                seq += 1
+            plan.stage_sizes.append(len(stage_items))
+            plan.records += len(stage_items)
+        return plan
+
+    # --- run ----------------------------------------------------------------------------------------------
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        dry_run = self._dry_run()
+        out = self._output_dir()
+        plan = self.plan(context)
+        manifest_path = out / MANIFEST_NAME
+        ids_path = write_frame(
+            pd.DataFrame(
+                {
+                    "externalId": [ext for req in plan.requests for ext in req.external_ids],
+                    "seq": [req.seq for req in plan.requests for _ in req.external_ids],
+                    "stage": [req.stage for req in plan.requests for _ in req.external_ids],
+                }
+            ),
+            out / EXTERNAL_IDS_NAME,
+        )
+        rejected_path = None
+        if len(plan.rejected):
+            rejected_path = write_frame(plan.rejected.astype({"row": "string"}), out / REJECTED_NAME)
+            for row in plan.rejected.head(10).itertuples(index=False):
+                self.log.warning("Not sent: record %s (row %s): %s", row.externalId, row.row, row.reason)
+            if len(plan.rejected) > 10:
+                self.log.warning(
+                    "... and %d more records not sent (see %s)", len(plan.rejected) - 10, rejected_path
+                )
+        self.log.info(
+            "%d records in %d requests over %d stage(s) %s; %d set aside",
+            plan.records,
+            len(plan.requests),
+            len(plan.stage_sizes),
+            plan.stage_sizes,
+            len(plan.rejected),
+        )
+        base = {
+            "records": plan.records,
+            "requests": len(plan.requests),
+            "rejected": len(plan.rejected),
+            "manifest_path": str(manifest_path),
+            "external_ids_path": str(ids_path),
+            "rejected_path": str(rejected_path) if rejected_path is not None else None,
+            "dry_run": dry_run,
+            "stages": list(plan.stage_sizes),
+        }
+        if dry_run:
+            return self._dry_run_output(out, plan, base)
+
+        hook = EntraHook(self.entra_conn_id)
+        EntraProvisioningLogsLink.persist(context, hook.portal_logs_url())
+        done = {line.get("fingerprint"): line for line in read_jsonl(manifest_path, missing_ok=True)}
+        wanted = {req.fingerprint for req in plan.requests}
+        resumed = [done[req.fingerprint] for req in plan.requests if req.fingerprint in done]
+        if resumed:
+            self.log.info(
+                "Resuming: %d of %d requests are already in %s and will not be sent again",
+                len(resumed),
+                len(plan.requests),
+                manifest_path,
+            )
+        stale = sum(1 for key in done if key not in wanted)
+        if stale:
+            self.log.info("Ignoring %d manifest line(s) of other runs or inputs", stale)
+        sent = self._send(hook, plan, done, manifest_path)
+        accepted = sorted(resumed + sent, key=lambda line: line["seq"])
+        request_ids = [line.get("request_id") for line in accepted]
+        if len(request_ids) > MAX_REQUEST_IDS_IN_SUMMARY:
+            keep = REQUEST_IDS_KEPT_AT_EACH_END
+            request_ids = request_ids[:keep] + request_ids[-keep:]
+        times = [line["submitted_at"] for line in accepted]
+        return {
+            **base,
+            "sent_requests": len(sent),
+            "resumed_requests": len(resumed),
+            "request_ids": request_ids,
+            "request_ids_total": len(accepted),
+            "first_submit": min(times) if times else None,
+            "last_submit": max(times) if times else None,
+            "job_id": hook.job_id,
+        }
+
+    def _dry_run_output(
+        self, out: ObjectStoragePath, plan: UploadPlan, base: dict[str, Any]
+    ) -> dict[str, Any]:
+        requests_path = write_jsonl(out / DRY_RUN_REQUESTS_NAME, (req.payload for req in plan.requests))
+        summary = {
+            **base,
+            "sent_requests": 0,
+            "resumed_requests": 0,
+            "request_ids": [],
+            "request_ids_total": 0,
+            "first_submit": None,
+            "last_submit": None,
+            "job_id": None,
+            "dry_run_requests_path": str(requests_path),
+        }
+        write_bytes(out / DRY_RUN_SUMMARY_NAME, json.dumps(summary, indent=2).encode("utf-8"))
+        self.log.info(
+            "Dry run: %d requests written to %s; nothing was sent", len(plan.requests), requests_path
+        )
+        return summary
+
+    def _send(
+        self,
+        hook: EntraHook,
+        plan: UploadPlan,
+        done: Mapping[str, Any],
+        manifest_path: ObjectStoragePath,
+    ) -> list[dict[str, Any]]:
+        progress = _Progress(self, plan, self.progress_every, self.progress_seconds)
+        sent: list[dict[str, Any]] = []
+        for request in plan.requests:
+            if request.fingerprint in done:
+                progress.skipped(request)
+                continue
+            try:
+                receipt = hook.bulk_upload(request.payload)
+            except EntraError as exc:
+                raise AirflowException(
+                    f"bulkUpload of request {request.seq + 1}/{len(plan.requests)} (stage {request.stage}, "
+                    f"externalIds {', '.join(request.external_ids[:5])}"
+                    f"{' ...' if len(request.external_ids) > 5 else ''}) failed: {exc}. "
+                    f"{len(sent)} request(s) were accepted in this try and are in {manifest_path}; "
+                    "a retry of this task resumes after them."
+                ) from exc
+            line = {
+                "seq": request.seq,
+                "stage": request.stage,
+                "fingerprint": request.fingerprint,
+                "request_id": receipt.request_id,
+                "client_request_id": receipt.client_request_id,
+                "external_ids": request.external_ids,
+                "operations": receipt.operation_count,
+                "submitted_at": receipt.submitted_at.isoformat(),
+                "status_code": receipt.status_code,
+            }
+            append_jsonl(manifest_path, [line])
+            sent.append(line)
+            progress.sent(request)
+        progress.finish()
+        return sent
+
+
+class _Progress:
+    """Progress every N requests or every few seconds: ``412/2,000 records (20%), 7.9 calls/s, ETA 4m``."""
+
+    def __init__(self, operator: BaseOperator, plan: UploadPlan, every: int, seconds: float) -> None:
+        self.log = operator.log
+        self.total = plan.records
+        self.every = max(1, every)
+        self.seconds = seconds
+        self.done = 0
+        self.calls = 0
+        self.records_sent = 0
+        self.started = time.monotonic()
+        self.last_logged = self.started
+        self.since_log = 0
+
+    def skipped(self, request: PlannedRequest) -> None:
+        self.done += len(request.external_ids)
+
+    def sent(self, request: PlannedRequest) -> None:
+        now = time.monotonic()
+        self.calls += 1
+        self.done += len(request.external_ids)
+        self.records_sent += len(request.external_ids)
+        self.since_log += 1
+        if self.since_log >= self.every or now - self.last_logged >= self.seconds:
+            self._log(now)
+
+    def _log(self, now: float) -> None:
+        elapsed = now - self.started
+        rate = self.calls / elapsed if elapsed > 0 else None
+        eta = None
+        if rate and self.records_sent:
+            records_per_call = self.records_sent / self.calls
+            eta = (self.total - self.done) / records_per_call / rate
+        self.log.info("%s", format_progress(self.done, self.total, rate, eta))
+        self.last_logged = now
+        self.since_log = 0
+
+    def finish(self) -> None:
+        if self.since_log:
+            self._log(time.monotonic())
