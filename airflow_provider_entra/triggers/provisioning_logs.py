@@ -1,0 +1,425 @@
+"""Wait in the triggerer until every record of an upload has an outcome in the provisioning logs.
+
+Microsoft writes provisioning-log entries 5 to 10 minutes after it processed a record, so the verification
+of an upload mostly waits. :class:`EntraProvisioningLogTrigger` does that waiting in the triggerer instead of
+a worker slot; :class:`ProvisioningLogCollector` is the polling logic it shares with the sensor's
+non-deferrable mode.
+
+One poll is ONE filtered, paged listing of the job's log (never a query per user)::
+
+    GET /auditLogs/provisioning?$filter=jobid eq '<job>' and activityDateTime ge <window start>&$top=<page>
+
+The window starts at the upload's first submit time (minus a clock-skew margin) on the first poll. Later
+polls start at the newest ``activityDateTime`` seen minus ``lookback_seconds``: Microsoft's log delay varies
+between 5 and 10 minutes, so an entry may become visible after a newer one; the lookback re-reads that band
+and entries already collected are skipped by their ``id``. Requests are paced by the hook's logs limiter
+(5 requests per 10 seconds per app).
+
+Entries about the upload's externalIds are appended to a JSON Lines file (``entries_path``) as they arrive,
+with a small state file beside it, so a restarted triggerer (or a rescheduled sensor) resumes where it was.
+A record has an outcome when it has at least one entry; the poll is complete when every record has one
+and, if some record's latest entry still skipped its manager reference
+(``UnableToResolveReferenceAttributeValue``), ``settle_seconds`` have passed since then, for the follow-up
+``update`` Entra writes when the manager appears.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections.abc import AsyncIterator, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any
+
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+from airflow_provider_entra._staging import append_jsonl, read_frame, read_jsonl, to_path, write_bytes
+from airflow_provider_entra.exceptions import EntraAuthError, EntraError
+from airflow_provider_entra.hooks.entra import EntraHook
+from airflow_provider_entra.provisioning.reconcile import UNRESOLVED_REFERENCE
+
+if TYPE_CHECKING:
+    from airflow.sdk import ObjectStoragePath
+
+__all__ = [
+    "DEFAULT_LOOKBACK_SECONDS",
+    "DEFAULT_PAGE_SIZE",
+    "DEFAULT_SETTLE_SECONDS",
+    "EntraProvisioningLogTrigger",
+    "PollResult",
+    "ProvisioningLogCollector",
+    "load_external_ids",
+]
+
+#: ``$top`` per page. Graph documents no maximum for this API that we rely on; the emulator accepts 1000.
+DEFAULT_PAGE_SIZE = 500
+#: Re-read band behind the newest entry seen: the spread of Microsoft's 5-10 minute log delay.
+DEFAULT_LOOKBACK_SECONDS = 300.0
+#: Extra wait for follow-up ``update`` entries once every record has an outcome but some manager references
+#: were still unresolved.
+DEFAULT_SETTLE_SECONDS = 60.0
+#: Consecutive failed polls (other than authentication errors) the trigger tolerates before giving up.
+MAX_CONSECUTIVE_POLL_ERRORS = 5
+STATUS_COMPLETE = "complete"
+STATUS_TIMEOUT = "timeout"
+STATUS_ERROR = "error"
+_ACTION_CREATE = "create"
+
+
+def _utc(value: datetime | str) -> datetime:
+    stamp = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return stamp.replace(tzinfo=timezone.utc) if stamp.tzinfo is None else stamp.astimezone(timezone.utc)
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def load_external_ids(path: str | os.PathLike[str] | ObjectStoragePath) -> list[str]:
+    """The externalIds an upload sent, in order, from its staged ids file or its manifest.
+
+    :param path: a ``.parquet``/``.csv`` file with an ``externalId`` column (the upload's
+        ``external_ids_path``), or an upload manifest (``.jsonl``, one ``external_ids`` list per line).
+    """
+    target = to_path(path)
+    if target.suffix.lower() == ".jsonl":
+        ids: list[str] = []
+        for line in read_jsonl(target):
+            ids.extend(str(value) for value in line.get("external_ids") or ())
+        return list(dict.fromkeys(ids))
+    frame = read_frame(target)
+    column = "externalId" if "externalId" in frame.columns else frame.columns[0]
+    return list(dict.fromkeys(frame[column].astype(str).str.strip().tolist()))
+
+
+@dataclass(frozen=True)
+class PollResult:
+    """What one poll found.
+
+    :param complete: every record has a final outcome.
+    :param resolved: records with at least one entry.
+    :param expected: records sent.
+    :param pending_references: records whose latest entry still skipped the manager reference.
+    :param new_entries: entries about our records first seen in this poll.
+    :param log_requests: log API requests of this poll.
+    """
+
+    complete: bool
+    resolved: int
+    expected: int
+    pending_references: int
+    new_entries: int
+    log_requests: int
+
+
+def _reference_skip(entry: Mapping[str, Any]) -> bool:
+    for step in entry.get("provisioningSteps") or ():
+        details = step.get("details") if isinstance(step, Mapping) else None
+        if isinstance(details, Mapping) and details.get("SkipReason") == UNRESOLVED_REFERENCE:
+            return True
+    return False
+
+
+def _rank_key(entry: Mapping[str, Any]) -> tuple[datetime, int, str] | None:
+    """Order of entries for one record, as :func:`~airflow_provider_entra.provisioning.reconcile.reconcile`
+    orders them: time, then a create before anything else, then the entry id."""
+    try:
+        stamp = _utc(str(entry["activityDateTime"]))
+    except (KeyError, ValueError):
+        return None
+    action = str(entry.get("provisioningAction") or entry.get("action") or "").lower()
+    return stamp, 0 if action.startswith(_ACTION_CREATE) else 1, str(entry.get("id") or "")
+
+
+class ProvisioningLogCollector:
+    """Collect the provisioning-log entries of a set of externalIds, poll by poll (blocking calls).
+
+    :param external_ids: the externalIds sent.
+    :param since: first submit time of the upload (minus a clock-skew margin): the first window start.
+    :param entries_path: JSON Lines file the entries are appended to; ``<entries_path>.state.json`` holds the
+        poll counters.
+    :param page_size: ``$top`` of each page.
+    :param lookback_seconds: re-read band behind the newest entry seen (see the module docstring).
+    :param settle_seconds: wait for follow-up entries when references are still unresolved.
+    """
+
+    def __init__(
+        self,
+        external_ids: Iterable[str],
+        *,
+        since: datetime | str,
+        entries_path: str | os.PathLike[str] | ObjectStoragePath,
+        page_size: int = DEFAULT_PAGE_SIZE,
+        lookback_seconds: float = DEFAULT_LOOKBACK_SECONDS,
+        settle_seconds: float = DEFAULT_SETTLE_SECONDS,
+    ) -> None:
+        self.expected = frozenset(str(value) for value in external_ids)
+        self.since = _utc(since)
+        self.entries_path = to_path(entries_path)
+        self.state_path = to_path(f"{self.entries_path}.state.json")
+        self.page_size = page_size
+        self.lookback = timedelta(seconds=lookback_seconds)
+        self.settle = timedelta(seconds=settle_seconds)
+        self.log_requests = 0
+        self.polls = 0
+        self.all_seen_at: datetime | None = None
+        self.watermark: datetime | None = None
+        self._seen_entries: set[str] = set()
+        self._latest: dict[str, tuple[tuple[datetime, int, str], bool]] = {}
+
+    # --- state --------------------------------------------------------------------------------------------
+
+    def restore(self) -> ProvisioningLogCollector:
+        """Load entries and counters collected earlier (by another process or try); returns ``self``."""
+        for entry in read_jsonl(self.entries_path, missing_ok=True):
+            self._take(entry)
+        if self.state_path.exists():
+            state = json.loads(self.state_path.read_text())
+            self.log_requests = int(state.get("log_requests", 0))
+            self.polls = int(state.get("polls", 0))
+            if state.get("all_seen_at"):
+                self.all_seen_at = _utc(state["all_seen_at"])
+            if state.get("watermark"):
+                self.watermark = _utc(state["watermark"])
+        return self
+
+    def _save_state(self) -> None:
+        state = {
+            "log_requests": self.log_requests,
+            "polls": self.polls,
+            "all_seen_at": self.all_seen_at.isoformat() if self.all_seen_at else None,
+            "watermark": self.watermark.isoformat() if self.watermark else None,
+            "resolved": self.resolved,
+            "expected": len(self.expected),
+        }
+        write_bytes(self.state_path, json.dumps(state).encode())
+
+    def _take(self, entry: Mapping[str, Any]) -> bool:
+        """Record one entry of ours; False when already seen or not one of ours."""
+        source = entry.get("sourceIdentity") or {}
+        external_id = str(source.get("id") or "").strip()
+        if external_id not in self.expected:
+            return False
+        rank = _rank_key(entry)
+        if rank is not None and rank[0] < self.since:
+            return False  # an earlier run's entry (e.g. left in a shared folder)
+        key = str(entry.get("id") or "") or f"{external_id}|{entry.get('activityDateTime')}"
+        if key in self._seen_entries:
+            return False
+        self._seen_entries.add(key)
+        if rank is None:
+            return True
+        stamp = rank[0]
+        if self.watermark is None or stamp > self.watermark:
+            self.watermark = stamp
+        current = self._latest.get(external_id)
+        if current is None or rank > current[0]:
+            self._latest[external_id] = (rank, _reference_skip(entry))
+        return True
+
+    # --- progress -----------------------------------------------------------------------------------------
+
+    @property
+    def resolved(self) -> int:
+        """Records with at least one entry."""
+        return len(self._latest)
+
+    @property
+    def pending_references(self) -> int:
+        """Records whose latest entry still skipped the manager reference."""
+        return sum(1 for _, skipped in self._latest.values() if skipped)
+
+    def is_complete(self, now: datetime | None = None) -> bool:
+        """Every record has an outcome, and unresolved references had ``settle_seconds`` to resolve."""
+        if self.resolved < len(self.expected):
+            return False
+        if not self.pending_references:
+            return True
+        return self.all_seen_at is not None and (now or _now()) >= self.all_seen_at + self.settle
+
+    def next_wait(self, poll_interval: float, now: datetime | None = None) -> float:
+        """Seconds to sleep before the next poll: ``poll_interval``, shorter when only settling remains."""
+        if self.resolved >= len(self.expected) and self.all_seen_at is not None:
+            remaining = (self.all_seen_at + self.settle - (now or _now())).total_seconds()
+            return max(0.0, min(poll_interval, remaining))
+        return poll_interval
+
+    def window_start(self) -> datetime:
+        """Start of the next poll's ``activityDateTime ge`` window."""
+        if self.watermark is None:
+            return self.since
+        return max(self.since, self.watermark - self.lookback)
+
+    # --- polling ------------------------------------------------------------------------------------------
+
+    def poll(self, hook: EntraHook) -> PollResult:
+        """One filtered, paged listing of the job's log; new entries of ours are appended to ``entries_path``.
+
+        :param hook: the hook to read the logs with (its logs limiter paces the pages).
+        """
+        if self.is_complete():
+            return self._result(0, 0)
+        before = hook.calls_made
+        start = self.window_start()
+        fresh: list[Mapping[str, Any]] = []
+        newest_listed: datetime | None = None
+        try:
+            for entry in hook.iter_provisioning_logs(since=start, page_size=self.page_size):
+                rank = _rank_key(entry)
+                if rank is not None and (newest_listed is None or rank[0] > newest_listed):
+                    newest_listed = rank[0]
+                if self._take(entry):
+                    fresh.append(entry)
+        finally:
+            requests = hook.calls_made - before
+            self.log_requests += requests
+            self.polls += 1
+            if fresh:
+                append_jsonl(self.entries_path, fresh)
+            # Other records' entries move the watermark too: the log is visible up to there.
+            if newest_listed is not None and (self.watermark is None or newest_listed > self.watermark):
+                self.watermark = newest_listed
+            if self.all_seen_at is None and self.resolved >= len(self.expected):
+                self.all_seen_at = _now()
+            self._save_state()
+        return self._result(len(fresh), requests)
+
+    def _result(self, new_entries: int, requests: int) -> PollResult:
+        return PollResult(
+            complete=self.is_complete(),
+            resolved=self.resolved,
+            expected=len(self.expected),
+            pending_references=self.pending_references,
+            new_entries=new_entries,
+            log_requests=requests,
+        )
+
+
+class EntraProvisioningLogTrigger(BaseTrigger):
+    """Poll the provisioning logs until every externalId sent has an outcome, or ``timeout_at`` passes.
+
+    Yields one event (plain JSON): ``{"status": "complete" | "timeout" | "error", "entries_path",
+    "log_requests", "polls", "resolved", "expected", "pending_references"}`` (``"message"`` on error).
+
+    The connection is read with ``await EntraHook.aget_connection()``; the hook's blocking calls (token, HTTP,
+    pacing) run in a worker thread (``asyncio.to_thread``), so the triggerer's event loop never blocks. (On
+    Airflow < 3.3.2 a synchronous connection read on the event loop could deadlock; neither happens here.)
+
+    :param entra_conn_id: connection of type ``entra``.
+    :param external_ids_path: the upload's ids file (``.parquet``/``.csv`` with ``externalId``) or manifest.
+    :param since: ISO 8601 start of the first poll window (first submit minus a clock-skew margin).
+    :param poll_interval: seconds between polls.
+    :param timeout_at: ISO 8601 time after which the trigger stops with status ``timeout``.
+    :param page_size: ``$top`` of each page.
+    :param state_path: JSON Lines file the collected entries go to (``entries_path`` in the event).
+    :param lookback_seconds: re-read band behind the newest entry seen.
+    :param settle_seconds: wait for follow-up entries when manager references are still unresolved.
+    """
+
+    def __init__(
+        self,
+        *,
+        entra_conn_id: str,
+        external_ids_path: str,
+        since: str,
+        poll_interval: float,
+        timeout_at: str,
+        page_size: int = DEFAULT_PAGE_SIZE,
+        state_path: str,
+        lookback_seconds: float = DEFAULT_LOOKBACK_SECONDS,
+        settle_seconds: float = DEFAULT_SETTLE_SECONDS,
+    ) -> None:
+        super().__init__()
+        self.entra_conn_id = entra_conn_id
+        self.external_ids_path = external_ids_path
+        self.since = since
+        self.poll_interval = poll_interval
+        self.timeout_at = timeout_at
+        self.page_size = page_size
+        self.state_path = state_path
+        self.lookback_seconds = lookback_seconds
+        self.settle_seconds = settle_seconds
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{self.__class__.__module__}.{self.__class__.__qualname__}",
+            {
+                "entra_conn_id": self.entra_conn_id,
+                "external_ids_path": self.external_ids_path,
+                "since": self.since,
+                "poll_interval": self.poll_interval,
+                "timeout_at": self.timeout_at,
+                "page_size": self.page_size,
+                "state_path": self.state_path,
+                "lookback_seconds": self.lookback_seconds,
+                "settle_seconds": self.settle_seconds,
+            },
+        )
+
+    def _collector(self) -> ProvisioningLogCollector:
+        return ProvisioningLogCollector(
+            load_external_ids(self.external_ids_path),
+            since=self.since,
+            entries_path=self.state_path,
+            page_size=self.page_size,
+            lookback_seconds=self.lookback_seconds,
+            settle_seconds=self.settle_seconds,
+        ).restore()
+
+    def _event(self, status: str, collector: ProvisioningLogCollector | None, **extra: Any) -> TriggerEvent:
+        payload: dict[str, Any] = {"status": status, "entries_path": self.state_path}
+        if collector is not None:
+            payload.update(
+                log_requests=collector.log_requests,
+                polls=collector.polls,
+                resolved=collector.resolved,
+                expected=len(collector.expected),
+                pending_references=collector.pending_references,
+            )
+        payload.update(extra)
+        return TriggerEvent(payload)
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        try:
+            connection = await EntraHook.aget_connection(self.entra_conn_id)
+            hook = EntraHook.from_connection(connection)
+            collector = await asyncio.to_thread(self._collector)
+        except Exception as exc:  # the task must learn why, not hang until its timeout
+            yield self._event(STATUS_ERROR, None, message=f"{type(exc).__name__}: {exc}")
+            return
+        deadline = _utc(self.timeout_at)
+        errors = 0
+        while True:
+            try:
+                result = await asyncio.to_thread(collector.poll, hook)
+                errors = 0
+                self.log.info(
+                    "Provisioning logs: %d/%d records have an outcome (%d new entries, %d log request(s))%s",
+                    result.resolved,
+                    result.expected,
+                    result.new_entries,
+                    result.log_requests,
+                    f", {result.pending_references} manager reference(s) pending"
+                    if result.pending_references
+                    else "",
+                )
+                if result.complete:
+                    yield self._event(STATUS_COMPLETE, collector)
+                    return
+            except EntraAuthError as exc:
+                yield self._event(STATUS_ERROR, collector, message=str(exc))
+                return
+            except EntraError as exc:
+                errors += 1
+                self.log.warning("Reading the provisioning logs failed (%d in a row): %s", errors, exc)
+                if errors >= MAX_CONSECUTIVE_POLL_ERRORS:
+                    yield self._event(STATUS_ERROR, collector, message=str(exc))
+                    return
+            now = _now()
+            if now >= deadline:
+                yield self._event(STATUS_TIMEOUT, collector)
+                return
+            wait = collector.next_wait(self.poll_interval, now)
+            await asyncio.sleep(min(wait, (deadline - now).total_seconds()))
