@@ -1,0 +1,405 @@
+"""Verify an upload: wait for every record's outcome in the provisioning logs, report, and judge the run.
+
+``bulkUpload`` answers 202 with no per-record result; outcomes appear in the provisioning logs 5 to 10
+minutes later. :class:`EntraProvisioningLogSensor` takes the upload task's summary, waits (in the triggerer
+by default) until every externalId sent has an outcome or the timeout passes, then writes the run's report
+next to its staged files and fails the task when too many records failed.
+
+Example::
+
+    verify = EntraProvisioningLogSensor(
+        task_id="verify",
+        upload_summary=upload.output,  # the EntraBulkUploadOperator's return value
+        max_failure_percent=1.0,
+    )
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+from airflow.sdk import BaseSensorOperator, PokeReturnValue
+from airflow.sdk.exceptions import AirflowException, AirflowSensorTimeout, AirflowSkipException
+
+from airflow_provider_entra._staging import local_path, read_jsonl, to_path, write_frame
+from airflow_provider_entra.hooks.entra import EntraHook
+from airflow_provider_entra.links import EntraProvisioningLogsLink
+from airflow_provider_entra.provisioning.reconcile import (
+    STATUS_FAILURE,
+    STATUS_MISSING,
+    STATUS_WARNING,
+    STATUSES,
+    failure_reasons,
+    reconcile,
+    records_to_resend,
+)
+from airflow_provider_entra.provisioning.report import write_report
+from airflow_provider_entra.triggers.provisioning_logs import (
+    DEFAULT_LOOKBACK_SECONDS,
+    DEFAULT_PAGE_SIZE,
+    DEFAULT_SETTLE_SECONDS,
+    STATUS_COMPLETE,
+    STATUS_ERROR,
+    STATUS_TIMEOUT,
+    EntraProvisioningLogTrigger,
+    ProvisioningLogCollector,
+    load_external_ids,
+)
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context, ObjectStoragePath
+
+__all__ = ["ENTRIES_NAME", "OUTCOMES_NAME", "EntraProvisioningLogSensor"]
+
+#: Collected log entries (JSON Lines) in the report folder.
+ENTRIES_NAME = "provisioning-log-entries.jsonl"
+#: Per-record outcomes (Parquet) in the report folder, for the next tasks (snapshot commit, resend).
+OUTCOMES_NAME = "outcomes.parquet"
+#: Failed records named in the task's failure message; the report lists all.
+MAX_NAMED_FAILURES = 10
+#: XCom key the result is also pushed under when the task fails on the thresholds.
+VERIFICATION_XCOM_KEY = "verification"
+
+
+def _parse_summary(value: Mapping[str, Any] | str) -> dict[str, Any]:
+    if isinstance(value, Mapping):
+        return dict(value)
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            parsed = json.loads(text)
+        except ValueError:
+            try:  # a dict rendered by Jinja without render_template_as_native_obj
+                parsed = ast.literal_eval(text)
+            except (ValueError, SyntaxError):
+                parsed = None
+        if isinstance(parsed, Mapping):
+            return dict(parsed)
+    raise AirflowException(
+        "upload_summary must be the upload task's summary (a dict, or its JSON text), "
+        f"got {type(value).__name__}"
+    )
+
+
+def _utc(value: str | datetime) -> datetime:
+    stamp = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return stamp.replace(tzinfo=timezone.utc) if stamp.tzinfo is None else stamp.astimezone(timezone.utc)
+
+
+class EntraProvisioningLogSensor(BaseSensorOperator):
+    """Wait until every record of an upload has an outcome in the provisioning logs, then report and judge.
+
+    Each poll is one filtered, paged listing of the job's log (never a query per user), paced at the
+    logs API's 5 requests per 10 seconds. With ``deferrable=True`` (the default) the task polls once, then
+    hands the wait to :class:`~airflow_provider_entra.triggers.provisioning_logs.EntraProvisioningLogTrigger`
+    in the triggerer; otherwise it pokes (``mode="poke"`` or ``"reschedule"``). When every record has an
+    outcome, or ``timeout`` passes (the rest are ``missing``), it writes into ``report_dir``:
+    ``outcomes.parquet``, ``outcomes.csv`` and ``report.html``, then fails the task when failures exceed
+    ``max_failures`` or ``max_failure_percent``, naming the top reasons. A dry-run upload is skipped.
+
+    :param upload_summary: the upload task's return value (dict or its JSON text), e.g. ``upload.output``.
+        Needs ``external_ids_path`` (or ``manifest_path``) and ``first_submit``. (templated)
+    :param entra_conn_id: connection of type ``entra``; must point at the job that received the upload.
+        (templated)
+    :param report_dir: folder (local path or ObjectStoragePath URL) for the report and collected entries;
+        default: the folder of the upload's manifest. (templated)
+    :param page_size: ``$top`` per page of the logs listing.
+    :param max_failures: fail when more records than this failed; ``None`` for no count limit.
+    :param max_failure_percent: fail when more than this percentage of the records failed; ``None`` for no
+        percentage limit.
+    :param count_missing_as_failures: records with no log entry by the timeout count as failures.
+    :param settle_seconds: once every record has an outcome but some manager references were still
+        unresolved, wait this long for Entra's follow-up ``update`` entries.
+    :param lookback_seconds: each poll re-reads this band behind the newest entry seen (log delay spread).
+    :param clock_skew_seconds: the first poll window starts this long before the first submit.
+    :param deferrable: wait in the triggerer (default) instead of a worker slot.
+    :param poke_interval: seconds between polls (in both modes).
+    :param timeout: seconds to wait for outcomes before reporting the rest as missing.
+    :return: ``{"status": "complete"|"timeout", "records", "outcomes": {status: count}, "failures",
+        "missing", "warnings", "to_resend", "report_html", "report_csv", "outcomes_path", "log_requests",
+        "log_polls", "deferred"}``.
+    """
+
+    template_fields: Sequence[str] = ("upload_summary", "entra_conn_id", "report_dir")
+    ui_color = "#d9ead3"
+    operator_extra_links = (EntraProvisioningLogsLink(),)
+
+    def __init__(
+        self,
+        *,
+        upload_summary: Mapping[str, Any] | str,
+        entra_conn_id: str = EntraHook.default_conn_name,
+        report_dir: str | ObjectStoragePath | None = None,
+        page_size: int = DEFAULT_PAGE_SIZE,
+        max_failures: int | None = 0,
+        max_failure_percent: float | None = None,
+        count_missing_as_failures: bool = True,
+        settle_seconds: float = DEFAULT_SETTLE_SECONDS,
+        lookback_seconds: float = DEFAULT_LOOKBACK_SECONDS,
+        clock_skew_seconds: float = 120.0,
+        deferrable: bool = True,
+        poke_interval: float = 60,
+        timeout: float = 3600,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(poke_interval=poke_interval, timeout=timeout, **kwargs)
+        if page_size < 1:
+            raise ValueError("page_size must be at least 1")
+        self.upload_summary = upload_summary
+        self.entra_conn_id = entra_conn_id
+        self.report_dir = report_dir
+        self.page_size = page_size
+        self.max_failures = max_failures
+        self.max_failure_percent = max_failure_percent
+        self.count_missing_as_failures = count_missing_as_failures
+        self.settle_seconds = settle_seconds
+        self.lookback_seconds = lookback_seconds
+        self.clock_skew_seconds = clock_skew_seconds
+        self.deferrable = deferrable
+        self._collector: ProvisioningLogCollector | None = None
+        self._verify_started_at: str | None = None
+
+    # --- inputs -------------------------------------------------------------------------------------------
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        """The parsed upload summary."""
+        return _parse_summary(self.upload_summary)
+
+    def _ids_source(self) -> str:
+        summary = self.summary
+        source = summary.get("external_ids_path") or summary.get("manifest_path")
+        if not source:
+            raise AirflowException("upload_summary has neither external_ids_path nor manifest_path")
+        return str(source)
+
+    def _report_dir(self) -> ObjectStoragePath:
+        if self.report_dir:
+            return to_path(self.report_dir)
+        return to_path(self._ids_source()).parent
+
+    def _entries_path(self) -> ObjectStoragePath:
+        return self._report_dir() / ENTRIES_NAME
+
+    def _since(self) -> datetime:
+        return _utc(self.summary["first_submit"]) - timedelta(seconds=self.clock_skew_seconds)
+
+    def _collector_for_run(self) -> ProvisioningLogCollector:
+        if self._collector is None:
+            self._collector = ProvisioningLogCollector(
+                load_external_ids(self._ids_source()),
+                since=self._since(),
+                entries_path=self._entries_path(),
+                page_size=self.page_size,
+                lookback_seconds=self.lookback_seconds,
+                settle_seconds=self.settle_seconds,
+            ).restore()
+        return self._collector
+
+    def _hook(self) -> EntraHook:
+        hook = EntraHook(self.entra_conn_id)
+        expected_job = self.summary.get("job_id")
+        if expected_job and expected_job != hook.job_id:
+            raise AirflowException(
+                f"Connection '{self.entra_conn_id}' points at job {hook.job_id}, but the upload went to job "
+                f"{expected_job}: its outcomes are in that job's logs. Use the upload's connection."
+            )
+        return hook
+
+    # --- run ----------------------------------------------------------------------------------------------
+
+    def execute(self, context: Context) -> Any:
+        summary = self.summary
+        if summary.get("dry_run"):
+            raise AirflowSkipException("The upload was a dry run: nothing was sent, nothing to verify.")
+        self._verify_started_at = datetime.now(timezone.utc).isoformat()
+        hook = self._hook()
+        EntraProvisioningLogsLink.persist(context, hook.portal_logs_url())
+        if not summary.get("first_submit"):
+            self.log.info("The upload sent no records; nothing to verify.")
+            return self._finish(context, STATUS_COMPLETE, deferred=False)
+        if not self.deferrable:
+            try:
+                return super().execute(context)
+            except AirflowSensorTimeout:
+                self.log.warning("Timed out after %s s; reporting the records without outcome", self.timeout)
+                return self._finish(context, STATUS_TIMEOUT, deferred=False)
+        collector = self._collector_for_run()
+        result = collector.poll(hook)
+        self._log_progress(result.resolved, result.expected, result.log_requests, result.pending_references)
+        if result.complete:
+            return self._finish(context, STATUS_COMPLETE, deferred=False)
+        timeout_at = datetime.now(timezone.utc) + timedelta(seconds=self.timeout)
+        self.log.info(
+            "Waiting in the triggerer for the remaining %d record(s), polling every %s s until %s",
+            result.expected - result.resolved,
+            self.poke_interval,
+            timeout_at.isoformat(timespec="seconds"),
+        )
+        self.defer(
+            trigger=EntraProvisioningLogTrigger(
+                entra_conn_id=self.entra_conn_id,
+                external_ids_path=self._ids_source(),
+                since=self._since().isoformat(),
+                poll_interval=float(self.poke_interval),
+                timeout_at=timeout_at.isoformat(),
+                page_size=self.page_size,
+                state_path=str(self._entries_path()),
+                lookback_seconds=self.lookback_seconds,
+                settle_seconds=self.settle_seconds,
+            ),
+            method_name="execute_complete",
+            kwargs={"verify_started_at": self._verify_started_at},
+            # The trigger stops itself at timeout_at; this only guards against a lost trigger.
+            timeout=timedelta(seconds=self.timeout + max(300.0, 2 * float(self.poke_interval))),
+        )
+
+    def poke(self, context: Context) -> bool | PokeReturnValue:
+        collector = self._collector_for_run()
+        result = collector.poll(self._hook())
+        self._log_progress(result.resolved, result.expected, result.log_requests, result.pending_references)
+        if not result.complete:
+            return False
+        return PokeReturnValue(
+            is_done=True, xcom_value=self._finish(context, STATUS_COMPLETE, deferred=False)
+        )
+
+    def execute_complete(
+        self,
+        context: Context,
+        event: dict[str, Any] | None = None,
+        verify_started_at: str | None = None,
+    ) -> dict[str, Any]:
+        """Resume after the trigger: reconcile the collected entries, report, apply the thresholds."""
+        if not event:
+            raise AirflowException("The provisioning-log trigger ended without an event")
+        self._verify_started_at = verify_started_at
+        if event.get("status") == STATUS_ERROR:
+            raise AirflowException(f"Reading the provisioning logs failed: {event.get('message')}")
+        status = STATUS_TIMEOUT if event.get("status") == STATUS_TIMEOUT else STATUS_COMPLETE
+        if status == STATUS_TIMEOUT:
+            self.log.warning(
+                "Timed out with %s/%s records resolved; reporting the rest as missing",
+                event.get("resolved"),
+                event.get("expected"),
+            )
+        return self._finish(context, status, deferred=True)
+
+    def _log_progress(self, resolved: int, expected: int, requests: int, pending: int) -> None:
+        self.log.info(
+            "Provisioning logs: %d/%d records have an outcome (%d log request(s) this poll)%s",
+            resolved,
+            expected,
+            requests,
+            f", {pending} manager reference(s) pending" if pending else "",
+        )
+
+    # --- result -------------------------------------------------------------------------------------------
+
+    def _finish(self, context: Context, status: str, *, deferred: bool) -> dict[str, Any]:
+        summary = self.summary
+        report_dir = self._report_dir()
+        sent = load_external_ids(self._ids_source()) if summary.get("first_submit") else []
+        collector: ProvisioningLogCollector | None = None
+        entries: list[Any] = []
+        if sent:
+            collector = self._collector_for_run()  # restored from the state files after a deferral
+            entries = read_jsonl(self._entries_path(), missing_ok=True)
+        outcomes = reconcile(entries, sent, since=self._since() if sent else None)
+        outcomes_path = write_frame(outcomes, report_dir / OUTCOMES_NAME)
+        local = local_path(report_dir)
+        run_id = str(context.get("run_id") or "") if hasattr(context, "get") else ""
+        paths = write_report(
+            outcomes,
+            local if local is not None else report_dir,
+            run_id=run_id or "(no run id)",
+            summary={
+                "job_id": summary.get("job_id"),
+                "records_sent": len(sent),
+                "requests": summary.get("requests"),
+                "rejected_before_upload": summary.get("rejected"),
+                "verification": status,
+                "log_requests": collector.log_requests if collector else 0,
+                "log_polls": collector.polls if collector else 0,
+                "manifest": summary.get("manifest_path"),
+            },
+            timings={
+                "first_submitted_at": summary.get("first_submit"),
+                "last_submitted_at": summary.get("last_submit"),
+                "verify_started_at": self._verify_started_at,
+                "verify_finished_at": datetime.now(timezone.utc).isoformat(),
+            },
+        )
+        counts = {name: int((outcomes["status"] == name).sum()) for name in STATUSES}
+        failures = counts[STATUS_FAILURE]
+        missing = counts[STATUS_MISSING]
+        result = {
+            "status": status,
+            "records": len(sent),
+            "outcomes": counts,
+            "failures": failures,
+            "missing": missing,
+            "warnings": counts[STATUS_WARNING],
+            "to_resend": len(records_to_resend(outcomes)),
+            "report_html": str(paths.html),
+            "report_csv": str(paths.csv),
+            "outcomes_path": str(outcomes_path),
+            "log_requests": collector.log_requests if collector else 0,
+            "log_polls": collector.polls if collector else 0,
+            "deferred": deferred,
+        }
+        self.log.info(
+            "Verified %d records: %s. Report: %s",
+            len(sent),
+            ", ".join(f"{count} {name}" for name, count in counts.items() if count),
+            result["report_html"],
+        )
+        problem = self._threshold_breach(outcomes, failures, missing, status)
+        if problem:
+            ti = context.get("ti") if hasattr(context, "get") else None
+            if ti is not None:
+                ti.xcom_push(key=VERIFICATION_XCOM_KEY, value=result)
+            raise AirflowException(f"{problem} Report: {result['report_html']}")
+        return result
+
+    def _threshold_breach(
+        self, outcomes: pd.DataFrame, failures: int, missing: int, status: str
+    ) -> str | None:
+        total = len(outcomes)
+        counted = failures + (missing if self.count_missing_as_failures else 0)
+        limits = []
+        if self.max_failures is not None and counted > self.max_failures:
+            limits.append(f"max_failures={self.max_failures}")
+        percent = counted * 100.0 / total if total else 0.0
+        if self.max_failure_percent is not None and percent > self.max_failure_percent:
+            limits.append(f"max_failure_percent={self.max_failure_percent:g}")
+        if not limits:
+            return None
+        parts = [f"{failures} of {total} records failed"]
+        if missing:
+            parts.append(
+                f"{missing} have no log entry"
+                + (" (verification timed out)" if status == STATUS_TIMEOUT else "")
+                + ("" if self.count_missing_as_failures else " (not counted)")
+            )
+        text = f"{' and '.join(parts)} ({percent:.1f}%), over {' and '.join(limits)}."
+        reasons = failure_reasons(outcomes, top=5)
+        if reasons:
+            text += " Top reasons: " + ", ".join(f"{code} ({count})" for code, count in reasons) + "."
+        failed = outcomes[outcomes["status"].eq(STATUS_FAILURE)].head(MAX_NAMED_FAILURES)
+        if len(failed):
+            named = ", ".join(
+                f"{row.external_id} ({row.error_code or row.reason or 'no reason'})"
+                for row in failed.itertuples(index=False)
+            )
+            more = failures - len(failed)
+            text += f" Failed: {named}" + (f" and {more} more" if more > 0 else "") + "."
+        if missing:
+            lost = outcomes.loc[outcomes["status"].eq(STATUS_MISSING), "external_id"].head(MAX_NAMED_FAILURES)
+            text += f" Missing: {', '.join(lost)}" + (" ..." if missing > len(lost) else "") + "."
+        return text

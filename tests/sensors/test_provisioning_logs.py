@@ -1,0 +1,269 @@
+"""EntraProvisioningLogSensor: dag.test() runs of upload + verify against the emulator, plus direct executes.
+
+The emulator processes each upload after ``processing_delay`` seconds and writes real log entries; the
+sensor reads them through the hook over HTTPS. Deferral runs inline under dag.test().
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from airflow.models.trigger import Trigger
+from airflow.models.xcom import XComModel
+from airflow.sdk.exceptions import AirflowException, AirflowSkipException
+from airflow.utils.session import create_session
+from airflow.utils.state import TaskInstanceState
+from sqlalchemy import select
+
+from airflow_provider_entra.hooks.entra import EntraHook
+from airflow_provider_entra.links import EntraProvisioningLogsLink
+from airflow_provider_entra.operators.bulk_upload import EntraBulkUploadOperator
+from airflow_provider_entra.sensors.provisioning_logs import EntraProvisioningLogSensor
+
+MAPPING = {
+    "externalId": "WorkerID",
+    "userName": "UserID",
+    "active": {"expr": 'WorkerStatus == "Active"'},
+    "displayName": "FullName",
+    "name": {"givenName": "FirstName", "familyName": "LastName"},
+    "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {
+        "department": "Department",
+        "manager": {"value": "ManagerID"},
+    },
+}
+PAGE_SIZE = 100  # what the test DAGs use
+#: Per poll, besides the pages of entries: the last (possibly empty) page of a window.
+POLL_OVERHEAD = 1
+
+
+def hr_frame(n: int, *, duplicate_upn_every: int = 0) -> pd.DataFrame:
+    """Synthetic HR rows in CSV2SCIM layout: a 10-ary management tree under worker 1000."""
+    upns = [f"user{i}@contoso.com" for i in range(n)]
+    if duplicate_upn_every:
+        for i in range(duplicate_upn_every, n, duplicate_upn_every):
+            upns[i] = upns[i - 1]  # Entra does not make UPNs unique: this create fails
+    return pd.DataFrame(
+        {
+            "WorkerID": [str(1000 + i) for i in range(n)],
+            "WorkerStatus": ["Active"] * n,
+            "UserID": upns,
+            "FirstName": [f"First{i}" for i in range(n)],
+            "LastName": [f"Last{i}" for i in range(n)],
+            "FullName": [f"First{i} Last{i}" for i in range(n)],
+            "Department": ["Sales"] * n,
+            "ManagerID": [""] + [str(1000 + (i - 1) // 10) for i in range(1, n)],
+        }
+    )
+
+
+def get_dag(dag_id: str):
+    from airflow.dag_processing.dagbag import DagBag
+
+    folder = Path(os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
+    bag = DagBag(dag_folder=str(folder / "entra_test_verify.py"))
+    assert not bag.import_errors, bag.import_errors
+    return bag.get_dag(dag_id)
+
+
+def xcom(dag_run, task_id: str, key: str = "return_value"):
+    with create_session() as session:
+        row = session.scalars(
+            XComModel.get_many(run_id=dag_run.run_id, dag_ids=dag_run.dag_id, task_ids=task_id, key=key)
+        ).first()
+        return XComModel.deserialize_value(row) if row is not None else None
+
+
+def ti_state(dag_run, task_id: str) -> str:
+    return {ti.task_id: ti.state for ti in dag_run.get_task_instances()}[task_id]
+
+
+def stage_input(tmp_path: Path, frame: pd.DataFrame) -> Path:
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    path = run_dir / "hr.parquet"
+    frame.to_parquet(path)
+    return path
+
+
+@pytest.fixture
+def slow_processing(entra_env):
+    """Processing delay longer than the sensor's poke interval (1 s), so the first poll finds nothing."""
+    entra_env.configure(processing_delay=3.0)
+    yield entra_env
+    entra_env.configure(processing_delay=0.2)
+
+
+def test_deferred_verification_reports_every_record(airflow_db, slow_processing, tmp_path):
+    emulator = slow_processing
+    records = 500
+    path = stage_input(tmp_path, hr_frame(records))
+    dag = get_dag("entra_test_verify")
+
+    dag_run = dag.test(run_conf={"input_path": str(path), "mapping": MAPPING})
+
+    assert ti_state(dag_run, "upload") == TaskInstanceState.SUCCESS
+    assert ti_state(dag_run, "verify") == TaskInstanceState.SUCCESS
+    result = xcom(dag_run, "verify")
+    # It deferred: the first poll (before the 3 s processing delay) found nothing, the trigger did the rest.
+    assert result["deferred"] is True
+    with create_session() as session:
+        ours = [
+            trigger
+            for trigger in session.scalars(select(Trigger))
+            if str(trigger.kwargs.get("state_path", "")).startswith(f"file://{path.parent}/")
+        ]
+    assert [t.classpath for t in ours] == [
+        "airflow_provider_entra.triggers.provisioning_logs.EntraProvisioningLogTrigger"
+    ]
+
+    assert result["records"] == records
+    assert result["outcomes"]["success"] == records
+    assert result["missing"] == 0 and result["failures"] == 0
+    report = pd.read_csv(result["report_csv"], dtype=str)
+    assert len(report) == records
+    assert set(report["external_id"]) == {str(1000 + i) for i in range(records)}
+    assert set(report["status"]) == {"success"}
+    outcomes = pd.read_parquet(result["outcomes_path"].removeprefix("file://"))
+    assert outcomes["action"].eq("create").all()
+    html = Path(result["report_html"]).read_text()
+    assert "1499" in html  # a record of the last stage is listed
+
+    # Log API budget: never one query per user; per poll at most the pages of the window plus the last one.
+    log_calls = emulator.stats()["calls"]["provisioningLogs"]
+    assert log_calls == result["log_requests"]
+    per_poll_bound = math.ceil(records / PAGE_SIZE) + POLL_OVERHEAD
+    assert log_calls <= result["log_polls"] * per_poll_bound
+    assert result["log_polls"] >= 2  # the empty first poll, then at least one in the trigger
+
+    # Both tasks link to the job's provisioning logs.
+    link_key = EntraProvisioningLogsLink().xcom_key
+    expected_link = EntraHook().portal_logs_url()
+    assert xcom(dag_run, "upload", link_key) == expected_link
+    assert xcom(dag_run, "verify", link_key) == expected_link
+
+
+def test_failures_over_threshold_fail_the_task_and_name_them(airflow_db, entra_env, tmp_path):
+    records = 120
+    path = stage_input(tmp_path, hr_frame(records, duplicate_upn_every=40))  # rows 40 and 80 collide
+    dag = get_dag("entra_test_verify")
+
+    dag_run = dag.test(run_conf={"input_path": str(path), "mapping": MAPPING})
+
+    assert ti_state(dag_run, "upload") == TaskInstanceState.SUCCESS
+    assert ti_state(dag_run, "verify") == TaskInstanceState.FAILED
+    # The report was written before the task failed, and the result pushed for whoever looks.
+    result = xcom(dag_run, "verify", "verification")
+    assert result["failures"] == 2
+    report = pd.read_csv(result["report_csv"], dtype=str)
+    failed = report[report["status"] == "failure"]
+    assert set(failed["external_id"]) == {"1040", "1080"}
+    assert set(failed["error_code"]) == {"AzureActiveDirectoryInvalidUserPrincipalName"}
+    assert "AzureActiveDirectoryInvalidUserPrincipalName" in Path(result["report_html"]).read_text()
+
+
+def test_failure_message_names_reasons_and_records(entra_env, tmp_path):
+    """The same failure through a direct execute, to read the exception message."""
+    records = 60
+    path = stage_input(tmp_path, hr_frame(records, duplicate_upn_every=30))
+    summary = EntraBulkUploadOperator(task_id="upload", input_path=str(path), mapping=MAPPING).execute(
+        {"run_id": "manual__failures"}
+    )
+    entra_env.process()
+    sensor = EntraProvisioningLogSensor(
+        task_id="verify", upload_summary=summary, deferrable=False, poke_interval=0.5, timeout=60
+    )
+    with pytest.raises(AirflowException) as raised:
+        sensor.execute({"run_id": "manual__failures"})
+    message = str(raised.value)
+    assert "1 of 60 records failed" in message and "max_failures=0" in message
+    assert "AzureActiveDirectoryInvalidUserPrincipalName (1)" in message
+    assert "1030 (AzureActiveDirectoryInvalidUserPrincipalName)" in message
+    assert "report.html" in message
+
+
+def test_percentage_threshold_tolerates_a_few_failures(entra_env, tmp_path):
+    path = stage_input(tmp_path, hr_frame(60, duplicate_upn_every=30))
+    summary = EntraBulkUploadOperator(task_id="upload", input_path=str(path), mapping=MAPPING).execute(
+        {"run_id": "manual__percent"}
+    )
+    entra_env.process()
+    sensor = EntraProvisioningLogSensor(
+        task_id="verify",
+        upload_summary=json.dumps(summary),  # as text, like a non-native template rendering
+        deferrable=False,
+        poke_interval=0.5,
+        timeout=60,
+        max_failures=None,
+        max_failure_percent=5.0,
+    )
+    result = sensor.execute({"run_id": "manual__percent"})
+    assert result["failures"] == 1 and result["outcomes"]["success"] == 59
+    assert result["deferred"] is False
+    assert result["to_resend"] == 1
+
+
+def test_poke_mode_dag_verifies_without_deferring(airflow_db, entra_env, tmp_path):
+    path = stage_input(tmp_path, hr_frame(80))
+    dag_run = get_dag("entra_test_verify_poke").test(run_conf={"input_path": str(path), "mapping": MAPPING})
+    assert ti_state(dag_run, "verify") == TaskInstanceState.SUCCESS
+    result = xcom(dag_run, "verify")
+    assert result["deferred"] is False
+    assert result["outcomes"]["success"] == 80
+
+
+def test_timeout_reports_unresolved_records_as_missing(entra_env, tmp_path):
+    emulator = entra_env
+    emulator.configure_job(emulator.info["job_id"], status="Paused")  # accepts uploads, processes nothing
+    path = stage_input(tmp_path, hr_frame(30))
+    summary = EntraBulkUploadOperator(task_id="upload", input_path=str(path), mapping=MAPPING).execute(
+        {"run_id": "manual__timeout"}
+    )
+    lenient = EntraProvisioningLogSensor(
+        task_id="verify",
+        upload_summary=summary,
+        deferrable=False,
+        poke_interval=0.5,
+        timeout=1.5,
+        max_failures=None,
+        report_dir=str(tmp_path / "lenient"),
+    )
+    result = lenient.execute({"run_id": "manual__timeout"})
+    assert result["status"] == "timeout"
+    assert result["missing"] == 30 and result["outcomes"]["missing"] == 30
+    assert (tmp_path / "lenient" / "report.html").exists()
+
+    strict = EntraProvisioningLogSensor(
+        task_id="verify",
+        upload_summary=summary,
+        deferrable=False,
+        poke_interval=0.5,
+        timeout=1.5,
+        report_dir=str(tmp_path / "strict"),
+    )
+    with pytest.raises(AirflowException, match=r"30 have no log entry \(verification timed out\)"):
+        strict.execute({"run_id": "manual__timeout"})
+
+
+def test_dry_run_summary_is_skipped():
+    sensor = EntraProvisioningLogSensor(task_id="verify", upload_summary={"dry_run": True})
+    with pytest.raises(AirflowSkipException):
+        sensor.execute({})
+
+
+def test_sensor_refuses_a_connection_to_another_job(entra_env, tmp_path):
+    sensor = EntraProvisioningLogSensor(
+        task_id="verify",
+        upload_summary={
+            "job_id": "API2AAD.other.job",
+            "first_submit": "2026-01-01T00:00:00+00:00",
+            "external_ids_path": str(tmp_path / "ids.parquet"),
+        },
+        deferrable=False,
+    )
+    with pytest.raises(AirflowException, match="upload went to job API2AAD.other.job"):
+        sensor.execute({})
