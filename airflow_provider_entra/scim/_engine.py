@@ -296,6 +296,8 @@ def evaluate(
             is_text = True
         values = pc.fill_null(values, text(default if isinstance(default, str) else str(default)))
 
+    # "empty" is judged before the type check, so a value that fails it is reported once, for that
+    missing = pc.is_null(values) if spec.required else None
     if spec.value_type == STRING:
         values = _check_string(spec, values, problems, path, note)
     elif spec.value_type == BOOLEAN:
@@ -306,8 +308,8 @@ def evaluate(
         cache = None if caches is None else caches.setdefault(path, DateCache())
         values = _to_datetime(spec, values, problems, path, note, cache)
 
-    if spec.required:
-        problems.add(pc.is_null(values), f"{path} is empty{note}")
+    if missing is not None:
+        problems.add(missing, f"{path} is empty{note}")
     return values
 
 
@@ -345,7 +347,7 @@ def _to_integer(values: pa.Array, problems: Problems, path: str, note: str) -> p
     good = pc.fill_null(pc.match_substring_regex(values, _INTEGER), False)
     bad = pc.and_(pc.is_valid(values), pc.invert(good))
     problems.add(bad, join(f"{path}: ", _quoted_value(values), f" is not a whole number{note}"))
-    cleaned = pc.if_else(good, pc.utf8_trim_whitespace(values), _NULL)
+    cleaned = pc.if_else(good, pc.replace_substring_regex(pc.utf8_trim_whitespace(values), r"^\+", ""), _NULL)
     return cleaned.cast(pa.int64())
 
 
@@ -662,6 +664,8 @@ class OperationStore:
         return REQUEST_HEAD + body[:-1] + REQUEST_TAIL  # the last operation's trailing comma goes
 
 
-def iter_chunks(n: int, size: int = CHUNK_ROWS) -> Iterator[tuple[int, int]]:
+def iter_chunks(n: int, size: int | None = None) -> Iterator[tuple[int, int]]:
+    """(start, stop) of each chunk of ``n`` rows."""
+    size = size or CHUNK_ROWS
     for start in range(0, n, size):
         yield start, min(n, start + size)

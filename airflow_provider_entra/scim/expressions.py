@@ -101,6 +101,9 @@ class _Call(_Node):
     argument: _Node
     kind: str = "string"
 
+    def columns(self) -> list[str]:
+        return self.argument.columns()
+
     def evaluate(self, get: ColumnGetter, n: int) -> pa.Array | pa.Scalar:
         value = self.argument.evaluate(get, n)
         vector, scalar = _FUNCTIONS[self.function]
@@ -223,6 +226,7 @@ _TOKEN = re.compile(
       | (?P<ps_column>\$_\.(?:'[^']+'|"[^"]+"|[A-Za-z_][\w]*))
       | (?P<op>==|!=|-ceq\b|-cne\b|-eq\b|-ne\b|-and\b|-or\b|-not\b|-notin\b|-in\b|[()\[\],!])
       | (?P<name>[A-Za-z_][\w]*)
+      | (?P<number>[+-]?\d+(?:\.\d+)?)
       | (?P<bad>\S)
     )""",
     re.VERBOSE | re.IGNORECASE,
@@ -261,6 +265,8 @@ def _tokenize(source: str) -> list[_Token]:
             tokens.append(_Token("column", name[1:-1] if name[0] in "'\"" else name, start))
         elif group == "op":
             tokens.append(_Token("op", text.lower(), start))
+        elif group == "number":
+            tokens.append(_Token("number", text, start))
         elif group == "name":
             lowered = text.lower()
             if lowered in _KEYWORDS:
@@ -380,12 +386,17 @@ class _Parser:
                     f"unknown function {token.text!r} (only {', '.join(sorted(_FUNCTIONS))} are available)"
                 )
             return _Column(token.text)
+        if self.token.kind == "number":
+            raise self._error(
+                f'HR values are texts: write the number {self.token.text} as "{self.token.text}"'
+            )
         found = self.token.text or "end of expression"
         raise self._error(f"expected a column name or a quoted text, found {found!r}")
 
     def _list(self) -> tuple[str, ...]:
+        """``["a", "b"]``, ``("a", "b")``, or PowerShell's bare ``'a', 'b'``."""
         closing = "]" if self._accept("op", "[") else ")" if self._accept("op", "(") else None
-        if closing is None:
+        if closing is None and self.token.kind != "string":
             raise self._error('expected a list such as ["a", "b"]')
         items: list[str] = []
         while True:
@@ -395,7 +406,8 @@ class _Parser:
             items.append(token.text)
             if not self._accept("op", ","):
                 break
-        self._expect("op", closing)
+        if closing is not None:
+            self._expect("op", closing)
         return tuple(items)
 
 

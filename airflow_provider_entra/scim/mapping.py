@@ -161,7 +161,8 @@ def _fail(path: str, message: str) -> MappingError:
 
 
 def _is_spec(value: Any) -> bool:
-    return isinstance(value, Mapping) and any(k in value for k in SOURCE_KEYS)
+    """A block with a source or an option is a value spec; any other block nests sub-attributes."""
+    return isinstance(value, Mapping) and any(k in value for k in SOURCE_KEYS + OPTION_KEYS)
 
 
 def _flatten(attributes: Mapping[str, Any]) -> Iterator[tuple[str, Any]]:
@@ -475,6 +476,18 @@ class AttributeMapping:
                 + "; ".join(hints[m] for m in missing),
                 path=missing[0],
             )
+        entries: dict[tuple[str, str, str | None], list[str]] = {}
+        for spec in specs.values():
+            if spec.path.multi_valued:
+                key = (spec.path.schema, spec.path.attribute, spec.path.type_filter)
+                entries.setdefault(key, []).append(spec.path.sub_attribute or "")
+        for (_, attribute, type_filter), subs in entries.items():
+            if set(subs) == {"primary"}:
+                where = f'{attribute}[type eq "{type_filter}"]' if type_filter is not None else attribute
+                raise MappingError(
+                    f"{where!r}: an entry needs a value besides 'primary', e.g. '{where}.value'",
+                    path=f"{where}.primary",
+                )
         if isinstance(specs["externalId"].source, ConstantSource):
             raise MappingError(
                 "'externalId': a constant would give every employee the same key", path="externalId"

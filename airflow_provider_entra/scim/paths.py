@@ -36,7 +36,7 @@ _ATTRIBUTE = re.compile(
     re.VERBOSE | re.IGNORECASE,
 )
 _CUSTOM_SCHEMA = re.compile(
-    r"^urn:ietf:params:scim:schemas:extension:[A-Za-z0-9][\w.-]*(?::[\w.-]+)*:User$", re.IGNORECASE
+    r"^urn:ietf:params:scim:schemas:extension:[A-Za-z0-9][\w.-]*(?::[\w.-]+)+:User$", re.IGNORECASE
 )
 _CUSTOM_ATTRIBUTE = re.compile(r"^[A-Za-z][\w-]*$")
 
@@ -150,6 +150,8 @@ def parse_path(text: str) -> AttributePath:
             path=text,
         )
     attr, type_filter, sub = match["attr"], match["type"], match["sub"]
+    if type_filter is not None and not type_filter.strip():
+        raise MappingError(f'{text!r}: the type filter needs a value, e.g. [type eq "work"]', path=text)
 
     if schema not in SCHEMAS:
         if type_filter is not None or sub is not None or not _CUSTOM_ATTRIBUTE.match(attr):
