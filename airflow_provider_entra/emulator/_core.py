@@ -11,11 +11,13 @@ import base64
 import copy
 import datetime as dt
 import json
+import logging
 import math
 import random
 import threading
 import time
 import uuid
+import zlib
 from collections import Counter, deque
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -46,6 +48,7 @@ from airflow_provider_entra.emulator._protocol import (
 )
 from airflow_provider_entra.emulator._store import Store
 
+log = logging.getLogger("entra_emulator")
 _ENT = ENTERPRISE_USER_SCHEMA
 _ENT_CAP = "U" + ENTERPRISE_USER_SCHEMA[1:]
 ERROR_REQUIRED_MISSING = "AzureActiveDirectoryRequiredPropertyMissing"
@@ -94,6 +97,9 @@ class Config:
     slow_seconds: float = 2.0
     retry_after: int | None = None
     faults: list[dict[str, Any]] = field(default_factory=list)
+    #: Inject faults (random and planned) only into a request's first arrival (by ``client-request-id``);
+    #: its retries pass, so a client's resend count can be checked against the faults it met.
+    fault_first_attempt_only: bool = False
     reject_duplicate_external_ids: bool = False
     missing_active_disables: bool = True
     create_inactive: bool = True
@@ -221,8 +227,12 @@ class _Cycle:
     counts: Counter = field(default_factory=Counter)
 
 
+#: Most recent Graph and token calls kept in the request log (``GET /_emulator/requests``).
+REQUEST_LOG_SIZE = 100_000
+
+
 class Stats:
-    """Counters the tests read through ``GET /_emulator/stats``."""
+    """Counters the tests read through ``GET /_emulator/stats``, and the request log."""
 
     def __init__(self) -> None:
         self.reset()
@@ -238,8 +248,32 @@ class Stats:
         self.uploads_rejected = 0
         self.uploads_processed = 0
         self.uploads_purged = 0
+        self.uploads_failed = 0
         self.tokens_issued: Counter = Counter()
         self.started = time.time()
+        #: One entry per arrival (not control calls): seq, time, endpoint, method, client_request_id,
+        #: fault, status and, for an accepted bulkUpload, ``upload`` (seq, operations, bulk_ids_sha256).
+        self.requests: deque[dict[str, Any]] = deque(maxlen=REQUEST_LOG_SIZE)
+        self.request_seq = 0
+        self.client_request_ids: set[str] = set()
+
+    def log_request(self, endpoint: str, method: str, client_request_id: str | None) -> tuple[dict, bool]:
+        """Record an arrival; return the entry and whether this client-request-id arrived before."""
+        self.request_seq += 1
+        entry: dict[str, Any] = {
+            "seq": self.request_seq,
+            "time": time.time(),
+            "endpoint": endpoint,
+            "method": method,
+            "client_request_id": client_request_id,
+            "fault": None,
+            "status": None,
+        }
+        self.requests.append(entry)
+        repeat = client_request_id is not None and client_request_id in self.client_request_ids
+        if client_request_id is not None:
+            self.client_request_ids.add(client_request_id)
+        return entry, repeat
 
 
 class Emulator:
@@ -366,9 +400,15 @@ class Emulator:
                 limiter = self._log_limiters[client_id] = SlidingWindow(calls, seconds)
             return limiter.acquire(time.time())
 
-    def pick_fault(self, endpoint: str) -> dict[str, Any] | None:
-        """Return the fault to inject into this call, if any (the planned ones first, then random ones)."""
+    def pick_fault(self, endpoint: str, *, repeat: bool = False) -> dict[str, Any] | None:
+        """Return the fault to inject into this call, if any (the planned ones first, then random ones).
+
+        :param repeat: the call's ``client-request-id`` arrived before (a retry); with
+            ``fault_first_attempt_only`` such a call gets no fault and consumes no planned one.
+        """
         with self.lock:
+            if repeat and self.config.fault_first_attempt_only:
+                return None
             for fault in self._fault_plan:
                 if fault["count"] > 0 and fault["endpoint"] in ("*", endpoint):
                     fault["count"] -= 1
@@ -460,7 +500,15 @@ class Emulator:
                         "processed_operations": processed_ops,
                         "pending_uploads": len(self.pending),
                     }
-                self._process_upload(upload)
+                try:
+                    self._process_upload(upload)
+                except Exception:
+                    # A bug must not wedge the queue: drop the upload, say so, keep serving.
+                    log.exception("processing upload %s failed; it is dropped", upload.seq)
+                    self.pending.remove(upload)
+                    self.store.delete_uploads([upload.seq])
+                    self.stats.uploads_failed += 1
+                    continue
                 processed_uploads += 1
                 processed_ops += len(upload.operations)
 
@@ -1000,7 +1048,7 @@ class Emulator:
                 target_id,
                 status,
                 action,
-                json.dumps(body, separators=(",", ":")),
+                zlib.compress(json.dumps(body, separators=(",", ":")).encode(), 1),
             )
         )
 
@@ -1148,7 +1196,7 @@ class Emulator:
         next_token = None
         if len(rows) > top:
             next_token = _encode_token({"max": state["max"], "after": page[-1][0]})
-        return [json.loads(body) for _, body in page], next_token
+        return [json.loads(zlib.decompress(body)) for _, body in page], next_token
 
     # -- reset -----------------------------------------------------------------------------------------------
     def reset(self) -> None:

@@ -31,7 +31,7 @@ CREATE TABLE IF NOT EXISTS logs (
     target_id TEXT NOT NULL,
     status TEXT NOT NULL,
     action TEXT NOT NULL,
-    body TEXT NOT NULL
+    body BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS logs_job ON logs (job_id, seq);
 CREATE INDEX IF NOT EXISTS logs_source ON logs (source_id);
@@ -144,8 +144,8 @@ class Store:
         with self._lock:
             return int(self._db.execute("SELECT COUNT(*) FROM logs").fetchone()[0])
 
-    def query_logs(self, where: str, params: list[Any], order: str, limit: int) -> list[tuple[int, str]]:
-        """Return ``(seq, body)`` rows matching a WHERE clause built by the log filter parser."""
+    def query_logs(self, where: str, params: list[Any], order: str, limit: int) -> list[tuple[int, bytes]]:
+        """Return ``(seq, zlib-compressed JSON body)`` rows matching a WHERE clause from the filter parser."""
         sql = f"SELECT seq, body FROM logs WHERE {where} ORDER BY seq {order} LIMIT ?"  # noqa: S608
         with self._lock:
             return list(self._db.execute(sql, [*params, limit]))

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import hashlib
 import json
 import math
 import time
@@ -145,9 +146,18 @@ class StatsAndFaults:
             return
         endpoint = endpoint_of(scope["path"])
         stats = self.emulator.stats
+        arrival: dict[str, Any] | None = None
+        repeat = False
         with self.emulator.lock:
             stats.calls[endpoint] += 1
-        fault = self.emulator.pick_fault(endpoint) if endpoint != "control" else None
+            if endpoint != "control":
+                client_request_id = next(
+                    (v.decode("latin-1") for k, v in scope.get("headers", []) if k == b"client-request-id"),
+                    None,
+                )
+                arrival, repeat = stats.log_request(endpoint, scope["method"], client_request_id)
+                scope.setdefault("state", {})["arrival"] = arrival
+        fault = self.emulator.pick_fault(endpoint, repeat=repeat) if endpoint != "control" else None
         real_send = send
 
         async def counting_send(message: Message) -> None:
@@ -156,6 +166,8 @@ class StatsAndFaults:
                     stats.status[f"{endpoint}:{message['status']}"] += 1
                     if message["status"] == 429:
                         stats.throttled[endpoint] += 1
+                    if arrival is not None:
+                        arrival["status"] = message["status"]
             await real_send(message)
 
         if fault is None:
@@ -164,6 +176,8 @@ class StatsAndFaults:
         kind = fault["kind"]
         with self.emulator.lock:
             stats.faults[kind] += 1
+            if arrival is not None:
+                arrival["fault"] = kind
         if kind == "slow":
             await asyncio.sleep(fault["seconds"])
             await self.app(scope, receive, counting_send)
@@ -462,7 +476,16 @@ def create_app(emulator: Emulator, identity: Identity, *, base_url: str, info: d
                 ],
             ) from exc
         ids = graph_ids(request)
-        emulator.accept_upload(job, operations, ids["request-id"])
+        upload = emulator.accept_upload(job, operations, ids["request-id"])
+        arrival = getattr(request.state, "arrival", None)
+        if arrival is not None:
+            bulk_ids = "\n".join(str(op["bulkId"]) for op in operations)
+            with emulator.lock:
+                arrival["upload"] = {
+                    "seq": upload.seq,
+                    "operations": len(operations),
+                    "bulk_ids_sha256": hashlib.sha256(bulk_ids.encode("utf-8")).hexdigest(),
+                }
         location = f"{_base(request)}/{ver}/auditLogs/provisioning?$filter=" + quote(
             f"jobid eq '{job.job_id}'", safe="'"
         )
@@ -647,6 +670,7 @@ def create_app(emulator: Emulator, identity: Identity, *, base_url: str, info: d
                 "uploads_rejected": s.uploads_rejected,
                 "uploads_processed": s.uploads_processed,
                 "uploads_purged": s.uploads_purged,
+                "uploads_failed": s.uploads_failed,
                 "uploads_pending": len(emulator.pending),
                 "tokens_issued": dict(s.tokens_issued),
                 "users": len(emulator.users),
@@ -654,6 +678,11 @@ def create_app(emulator: Emulator, identity: Identity, *, base_url: str, info: d
                 "daily_calls_used": len(emulator._daily),
                 "since": iso(s.started),
             }
+
+    @api.get("/_emulator/requests")
+    def request_log(endpoint: str | None = None) -> list[dict[str, Any]]:
+        with emulator.lock:
+            return [dict(r) for r in emulator.stats.requests if endpoint is None or r["endpoint"] == endpoint]
 
     @api.post("/_emulator/process")
     def process() -> dict[str, Any]:

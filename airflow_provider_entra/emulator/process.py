@@ -213,6 +213,18 @@ class EmulatorProcess:
         """Counters of calls, 429s, operations (``GET /_emulator/stats``)."""
         return self.control("GET", "stats")
 
+    def request_log(self, endpoint: str | None = None) -> list[dict]:
+        """Every Graph/token call received since the last reset, oldest first (``GET /_emulator/requests``).
+
+        Each entry has ``seq``, ``time``, ``endpoint``, ``method``, ``client_request_id``, ``fault`` (the
+        injected fault or ``None``), ``status`` (``None`` when the connection was dropped) and, for an
+        accepted bulkUpload, ``upload``: ``seq``, ``operations`` and ``bulk_ids_sha256`` (same bulkIds, same
+        digest), so a test can count how often each request arrived.
+
+        :param endpoint: only this bucket (``bulkUpload``, ``provisioningLogs``, ``job``, ``token``, ...).
+        """
+        return self.control("GET", "requests" + (f"?endpoint={endpoint}" if endpoint else ""))
+
     def process(self) -> dict:
         """Process every pending upload of Active jobs now (``POST /_emulator/process``)."""
         return self.control("POST", "process")
