@@ -1,0 +1,729 @@
+"""The HR provisioning run as plain functions over staged files: one function per arrow of the pipeline.
+
+Each step reads the files the previous step staged, writes its own, and returns a small JSON-safe summary
+(counts and paths), so an Airflow task is a three-line wrapper and the whole run can be called, and tested,
+without Airflow::
+
+    extract_csv(hr.csv)  -> hr_raw.parquet
+    transform            -> normalised.parquet, mapped.parquet, quarantine.csv, warnings.csv
+    plan                 -> delta.parquet (the mapped records to send, with their ``change`` kind)
+    guard                -> a decision (no file): stop before sending when too many would be disabled
+    stages               -> known-ids.parquet (ids this job already holds, for managers-first ordering)
+    (upload, verify: EntraBulkUploadOperator and EntraProvisioningLogSensor, in the DAG)
+    commit               -> snapshot/hr_snapshot.parquet (verified records only) + snapshot/hr_current.parquet
+    write_run_summary    -> run-summary.json
+
+Staging layout (``staging_root`` is a local path or any fsspec/ObjectStoragePath URL)::
+
+    <staging_root>/<dag_id>/<run id, sanitised>/...     one folder per run (the files above)
+    <staging_root>/<dag_id>/snapshot/hr_snapshot.parquet the committed snapshot (what Entra is known to hold)
+    <staging_root>/<dag_id>/snapshot/hr_current.parquet  the normalised HR feed of the last committed run
+
+Paths may be plain local paths, URLs (``file://``, ``s3://``...) or objects with ``fs`` and ``path``
+attributes (Airflow's ``ObjectStoragePath``). Local writes are atomic (temporary file, then rename).
+
+Pure pandas and fsspec: no Airflow import.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import re
+import tempfile
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from airflow_provider_entra.provisioning._hr import QUARANTINE_COLUMNS, concat_quarantine, quarantine_frame
+from airflow_provider_entra.provisioning.admin import (
+    DEFAULT_PRIVILEGE_RULE,
+    PrivilegeRule,
+    derive_admin_accounts,
+)
+from airflow_provider_entra.provisioning.guard import (
+    DEFAULT_MAX_DISABLE_COUNT,
+    DEFAULT_MAX_DISABLE_PERCENT,
+    check_deletion_guard,
+)
+from airflow_provider_entra.provisioning.normalise import HrSchema, normalise_hr
+from airflow_provider_entra.provisioning.plan import plan_delta
+from airflow_provider_entra.provisioning.reconcile import STATUSES, failure_reasons, outcome_summary
+from airflow_provider_entra.provisioning.report import neutralise_formulas
+from airflow_provider_entra.provisioning.snapshot import (
+    active_count,
+    commit_verified,
+    read_snapshot,
+    write_snapshot,
+)
+from airflow_provider_entra.provisioning.stages import SCIM_MANAGER_COLUMN, plan_stages
+from airflow_provider_entra.provisioning.validate import validate_hr
+from airflow_provider_entra.scim import AttributeMapping, map_records
+
+__all__ = [
+    "DELTA_NAME",
+    "HR_CURRENT_NAME",
+    "KNOWN_IDS_NAME",
+    "MAPPED_NAME",
+    "NORMALISED_NAME",
+    "QUARANTINE_NAME",
+    "RAW_NAME",
+    "RUN_SUMMARY_NAME",
+    "SNAPSHOT_DIR_NAME",
+    "SNAPSHOT_NAME",
+    "WARNINGS_NAME",
+    "commit",
+    "derive_admins",
+    "extract_csv",
+    "extract_frame",
+    "guard",
+    "join",
+    "plan",
+    "read_frame",
+    "run_dir",
+    "sanitise_run_id",
+    "select_on_demand",
+    "snapshot_dir",
+    "stages",
+    "staging_root",
+    "summarise_logs",
+    "transform",
+    "write_run_summary",
+]
+
+RAW_NAME = "hr_raw.parquet"
+NORMALISED_NAME = "normalised.parquet"
+MAPPED_NAME = "mapped.parquet"
+QUARANTINE_NAME = "quarantine.csv"
+WARNINGS_NAME = "warnings.csv"
+DELTA_NAME = "delta.parquet"
+KNOWN_IDS_NAME = "known-ids.parquet"
+ADMINS_NAME = "admins.parquet"
+SELECTED_NAME = "selected.parquet"
+RUN_SUMMARY_NAME = "run-summary.json"
+SNAPSHOT_DIR_NAME = "snapshot"
+SNAPSHOT_NAME = "hr_snapshot.parquet"
+HR_CURRENT_NAME = "hr_current.parquet"
+#: The folder under ``$AIRFLOW_HOME`` used when neither a Param nor the Variable names a staging root.
+DEFAULT_STAGING_FOLDER = "entra-staging"
+#: Rows of a quarantine file: the input row (0-based data row of the export), its WorkerID, the step that
+#: set it aside (validate, normalise, mapping) and why.
+QUARANTINE_FILE_COLUMNS = QUARANTINE_COLUMNS
+_UNSAFE_RUN_ID = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+# --- paths ------------------------------------------------------------------------------------------------
+
+
+def sanitise_run_id(run_id: str) -> str:
+    """A run id usable as one folder name: ``manual__2026-03-02T01:00:00+00:00`` ->
+    ``manual__2026-03-02T01_00_00_00_00``.
+
+    :param run_id: the Airflow run id (any text).
+    """
+    text = _UNSAFE_RUN_ID.sub("_", str(run_id)).strip("._")
+    if not text:
+        raise ValueError(f"run id {run_id!r} has no character usable in a folder name")
+    return text
+
+
+def staging_root(param: str | None, variable: str | None, airflow_home: str | os.PathLike[str]) -> str:
+    """The staging root: the ``staging_path`` Param, else the ``entra_staging_path`` Variable, else
+    ``file://$AIRFLOW_HOME/entra-staging``.
+
+    :param param: the run's ``staging_path`` Param (``None`` or blank when not set).
+    :param variable: the Variable's value (``None`` or blank when not set).
+    :param airflow_home: ``AIRFLOW_HOME``.
+    :return: a URL (``file://``, ``s3://``...) or a local path, without a trailing slash.
+    """
+    for value in (param, variable):
+        if value is not None and str(value).strip():
+            return str(value).strip().rstrip("/")
+    return f"file://{Path(airflow_home).expanduser().resolve() / DEFAULT_STAGING_FOLDER}"
+
+
+def join(base: Any, *parts: str) -> Any:
+    """``base / part / ...`` for a local path, a URL or an ``ObjectStoragePath`` (same type back, URLs as
+    text)."""
+    if isinstance(base, str):
+        if "://" in base:
+            return "/".join([base.rstrip("/"), *(p.strip("/") for p in parts)])
+        return str(Path(base, *parts))
+    if isinstance(base, os.PathLike) and not hasattr(base, "fs"):
+        return Path(base, *parts)
+    out = base
+    for part in parts:
+        out = out / part
+    return out
+
+
+def run_dir(root: Any, dag_id: str, run_id: str) -> Any:
+    """``<root>/<dag_id>/<sanitised run id>``: the folder of one run's staged files."""
+    return join(root, dag_id, sanitise_run_id(run_id))
+
+
+def snapshot_dir(root: Any, dag_id: str) -> Any:
+    """``<root>/<dag_id>/snapshot``: where the committed snapshot of a DAG lives."""
+    return join(root, dag_id, SNAPSHOT_DIR_NAME)
+
+
+# --- staged file I/O --------------------------------------------------------------------------------------
+
+
+def _fs_and_path(path: Any) -> tuple[Any, str]:
+    fs = getattr(path, "fs", None)
+    if fs is not None and hasattr(path, "path"):
+        return fs, str(path.path)
+    import fsspec
+
+    text = os.fspath(path)
+    if "://" in text:
+        return fsspec.core.url_to_fs(text)
+    return fsspec.filesystem("file"), str(Path(text).expanduser().resolve())
+
+
+def _is_local(fs: Any) -> bool:
+    protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
+    return protocol in ("file", "local")
+
+
+def _read_bytes(path: Any) -> bytes:
+    fs, inner = _fs_and_path(path)
+    with fs.open(inner, "rb") as handle:
+        return handle.read()
+
+
+def _exists(path: Any) -> bool:
+    fs, inner = _fs_and_path(path)
+    return bool(fs.exists(inner))
+
+
+def _write_bytes(path: Any, data: bytes) -> None:
+    fs, inner = _fs_and_path(path)
+    if not _is_local(fs):
+        parent = inner.rpartition("/")[0]
+        if parent:
+            fs.makedirs(parent, exist_ok=True)
+        with fs.open(inner, "wb") as handle:
+            handle.write(data)
+        return
+    target = Path(inner)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def read_frame(path: Any) -> pd.DataFrame:
+    """Read a staged ``.parquet`` file, or a ``.csv`` as text (ids keep their leading zeros).
+
+    :param path: local path, URL or ``ObjectStoragePath``.
+    """
+    data = _read_bytes(path)
+    if str(path).lower().endswith(".csv"):
+        return pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    return pd.read_parquet(io.BytesIO(data))
+
+
+def _write_parquet(frame: pd.DataFrame, path: Any) -> str:
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer, index=False)
+    _write_bytes(path, buffer.getvalue())
+    return str(path)
+
+
+def _write_csv(frame: pd.DataFrame, path: Any) -> str:
+    """CSV for people: formula-looking cells neutralised (they open in spreadsheet programs)."""
+    data = neutralise_formulas(frame).to_csv(index=False, lineterminator="\n").encode("utf-8")
+    _write_bytes(path, data)
+    return str(path)
+
+
+def _load_mapping(path: Any) -> AttributeMapping:
+    fs, inner = _fs_and_path(path)
+    if _is_local(fs):
+        return AttributeMapping.from_file(inner)
+    with tempfile.TemporaryDirectory() as folder:  # from_file reads local files; fetch the object first
+        copy = Path(folder) / Path(inner).name
+        copy.write_bytes(_read_bytes(path))
+        return AttributeMapping.from_file(copy)
+
+
+def _as_text_frame(df: pd.DataFrame) -> pd.DataFrame:
+    """Every column as text, missing values as empty text (the shape of a CSV read with ``dtype=str``)."""
+    out = {}
+    for column in df.columns:
+        values = df[column]
+        if pd.api.types.is_datetime64_any_dtype(values.dtype):
+            text = values.map(lambda v: v.isoformat(), na_action="ignore")
+        elif pd.api.types.is_float_dtype(values.dtype):
+            finite = values.dropna()
+            whole = len(finite) > 0 and bool((finite == np.floor(finite)).all())
+            text = values.astype("Int64").astype(object) if whole else values.astype(object)
+        else:
+            text = values.astype(object)
+        out[str(column)] = text.where(pd.notna(text), "").astype(str)
+    return pd.DataFrame(out)
+
+
+# --- extract ----------------------------------------------------------------------------------------------
+
+
+def extract_csv(hr_path: Any, out_path: Any, **read_kwargs: Any) -> dict[str, Any]:
+    """Stage an HR CSV export as Parquet, every column as text.
+
+    :param hr_path: the CSV (local path, URL or ``ObjectStoragePath``).
+    :param out_path: the staged Parquet file (``hr_raw.parquet`` in the run folder).
+    :param read_kwargs: passed to :func:`pandas.read_csv` (``sep``, ``encoding``...).
+    :return: ``{"source", "rows", "columns", "path"}``.
+    """
+    options: dict[str, Any] = {"dtype": str, "keep_default_na": False, "encoding": "utf-8-sig"}
+    options.update(read_kwargs)
+    frame = pd.read_csv(io.BytesIO(_read_bytes(hr_path)), **options)
+    return extract_frame(frame, out_path, source=str(hr_path))
+
+
+def extract_frame(frame: pd.DataFrame, out_path: Any, *, source: str) -> dict[str, Any]:
+    """Stage any HR frame (a SQL query's result, an API's records) as text columns in Parquet.
+
+    Numbers become their text (``1513.0`` in a column with gaps becomes ``1513``), missing values empty text,
+    so the rest of the pipeline sees the same as for a CSV.
+
+    :param frame: the HR rows.
+    :param out_path: the staged Parquet file.
+    :param source: where the rows came from (shown in the summary).
+    :return: ``{"source", "rows", "columns", "path"}``.
+    """
+    text = _as_text_frame(frame)
+    _write_parquet(text, out_path)
+    return {"source": source, "rows": len(text), "columns": list(text.columns), "path": str(out_path)}
+
+
+# --- transform --------------------------------------------------------------------------------------------
+
+
+def _existing_upns(snapshot: pd.DataFrame) -> pd.Series | None:
+    if snapshot.empty:
+        return None
+    return snapshot.set_index("externalId")["UserPrincipalName"]
+
+
+def _map_normalised(frame: pd.DataFrame, mapping: AttributeMapping) -> tuple[pd.DataFrame, pd.DataFrame, int]:
+    """Map normalised rows; rejected rows keep the input row labels of ``frame``."""
+    mapped = map_records(frame, mapping)
+    labels = frame.index.to_numpy()
+    rejected = quarantine_frame(
+        labels[mapped.rejected["row"].to_numpy(dtype=np.int64)] if len(mapped.rejected) else [],
+        mapped.rejected["externalId"],
+        "mapping",
+        mapped.rejected["reason"],
+    )
+    return mapped.frame.reset_index(drop=True), rejected, mapped.duplicates_collapsed
+
+
+def _stage_counts(quarantine: pd.DataFrame) -> dict[str, int]:
+    return {str(k): int(v) for k, v in quarantine["stage"].value_counts(sort=False).items()}
+
+
+def transform(
+    hr_path: Any,
+    mapping_path: Any,
+    out_dir: Any,
+    *,
+    upn_domain: str,
+    snapshot_path: Any,
+    schema: HrSchema = HrSchema(),
+    timezone_offset: str = "+00:00",
+) -> dict[str, Any]:
+    """Validate, normalise and map the staged HR rows; quarantine the rows that cannot be sent.
+
+    Writes into ``out_dir``: ``normalised.parquet`` (the normalised HR rows, with derived
+    ``UserPrincipalName``), ``mapped.parquet`` (one SCIM record per employee with ``record_hash``),
+    ``quarantine.csv`` (every rejected row: ``row``, ``externalId``, ``stage``, ``reason``; spreadsheet
+    formulas neutralised) and ``warnings.csv`` (rows that proceed but deserve a look, e.g. a manager outside
+    the export).
+
+    :param hr_path: the staged HR rows (:func:`extract_csv`).
+    :param mapping_path: the attribute mapping (YAML/JSON).
+    :param out_dir: the run folder.
+    :param upn_domain: the domain of derived user principal names.
+    :param snapshot_path: the committed snapshot: known ids (manager check) and UPNs to keep stable.
+    :param schema: HR column names and spellings.
+    :param timezone_offset: fixed UTC offset for dates that carry none.
+    :return: ``{"input_rows", "valid", "mapped", "quarantined", "quarantined_by_stage",
+        "collapsed_duplicates", "warnings", "normalised_path", "mapped_path", "quarantine_path",
+        "warnings_path"}``.
+    :raises HrSchemaError: when the export as a whole is unusable (a required column is missing).
+    :raises MappingError: when the mapping reads a column the export does not have.
+    """
+    raw = read_frame(hr_path)
+    snapshot = read_snapshot(snapshot_path)
+    mapping = _load_mapping(mapping_path)
+    checked = validate_hr(raw, schema=schema, known_ids=snapshot["externalId"])
+    normalised = normalise_hr(
+        checked.valid,
+        schema=schema,
+        upn_domain=upn_domain,
+        existing_upns=_existing_upns(snapshot),
+        timezone=timezone_offset,
+    )
+    frame = normalised.frame
+    mapped, mapping_rejected, collapsed_in_mapping = _map_normalised(frame, mapping)
+    quarantine = concat_quarantine([checked.rejected, normalised.rejected, mapping_rejected])
+    quarantine = quarantine.sort_values("row", kind="stable", ignore_index=True)
+
+    paths = {
+        "normalised_path": _write_parquet(frame.reset_index(names="row"), join(out_dir, NORMALISED_NAME)),
+        "mapped_path": _write_parquet(mapped, join(out_dir, MAPPED_NAME)),
+        "quarantine_path": _write_csv(quarantine, join(out_dir, QUARANTINE_NAME)),
+        "warnings_path": _write_csv(checked.warnings, join(out_dir, WARNINGS_NAME)),
+    }
+    return {
+        "input_rows": len(raw),
+        "valid": len(frame),
+        "mapped": len(mapped),
+        "quarantined": len(quarantine),
+        "quarantined_by_stage": _stage_counts(quarantine),
+        "collapsed_duplicates": checked.duplicates_collapsed + collapsed_in_mapping,
+        "warnings": len(checked.warnings),
+        **paths,
+    }
+
+
+# --- plan, guard, stages ----------------------------------------------------------------------------------
+
+
+def plan(
+    mapped_path: Any,
+    snapshot_path: Any,
+    out_dir: Any,
+    *,
+    full_sync: bool = False,
+    missing_policy: str = "disable",
+) -> dict[str, Any]:
+    """Compare the mapped feed with the committed snapshot; stage the records to send as ``delta.parquet``.
+
+    :param mapped_path: ``mapped.parquet`` from :func:`transform`.
+    :param snapshot_path: the committed snapshot (missing on a first run).
+    :param out_dir: the run folder.
+    :param full_sync: also send unchanged records.
+    :param missing_policy: ``disable`` or ``ignore`` active accounts missing from the feed.
+    :return: ``{"to_send", "changes": {kind: count}, "disables", "active", "snapshot_rows", "full_sync",
+        "missing_policy", "delta_path"}``.
+    """
+    mapped = read_frame(mapped_path)
+    snapshot = read_snapshot(snapshot_path)
+    delta = plan_delta(mapped, snapshot, full_sync=full_sync, missing_policy=missing_policy)  # type: ignore[arg-type]
+    delta_path = _write_parquet(delta.frame, join(out_dir, DELTA_NAME))
+    return {
+        "to_send": delta.to_send_count,
+        "changes": {kind: int(count) for kind, count in delta.counts.items()},
+        "disables": len(delta.disables),
+        "active": active_count(snapshot),
+        "snapshot_rows": len(snapshot),
+        "full_sync": bool(full_sync),
+        "missing_policy": missing_policy,
+        "delta_path": delta_path,
+    }
+
+
+def guard(
+    plan_summary: Mapping[str, Any],
+    *,
+    max_disable_count: int | None = DEFAULT_MAX_DISABLE_COUNT,
+    max_disable_percent: float | None = DEFAULT_MAX_DISABLE_PERCENT,
+    approved: bool = False,
+) -> dict[str, Any]:
+    """The deletion guard's decision for a plan.
+
+    :param plan_summary: what :func:`plan` returned (``disables`` and ``active`` are read).
+    :param max_disable_count: most disables allowed in one run (``None``: no count limit).
+    :param max_disable_percent: most disables allowed, as a percentage of the active accounts.
+    :param approved: a person approved this run's disables (the ``approve_disables`` Param or the UI).
+    :return: ``{"tripped", "approved", "proceed", "disables", "active", "percent", "limits", "message"}``;
+        ``proceed`` is false when the guard tripped and nobody approved.
+    """
+    decision = check_deletion_guard(
+        int(plan_summary["disables"]),
+        int(plan_summary["active"]),
+        max_disable_count=max_disable_count,
+        max_disable_percent=max_disable_percent,
+    )
+    return {
+        "tripped": decision.tripped,
+        "approved": bool(approved) and decision.tripped,
+        "proceed": (not decision.tripped) or bool(approved),
+        "disables": decision.disables,
+        "active": decision.active,
+        "percent": decision.percent,
+        "limits": list(decision.limits),
+        "message": decision.message,
+    }
+
+
+def stages(delta_path: Any, snapshot_path: Any, out_dir: Any) -> dict[str, Any]:
+    """Order the delta managers-first; stage the ids this job already holds (their references resolve).
+
+    The upload operator builds its requests stage by stage from the same inputs; this step makes the order
+    visible (and a cycle in the management chain fails nobody silently).
+
+    :param delta_path: ``delta.parquet`` from :func:`plan`.
+    :param snapshot_path: the committed snapshot.
+    :param out_dir: the run folder.
+    :return: ``{"stage_sizes", "records", "cycles", "branch_warnings", "known_ids_path"}``.
+    """
+    delta = read_frame(delta_path)
+    snapshot = read_snapshot(snapshot_path)
+    known = pd.DataFrame({"externalId": snapshot["externalId"].astype(str)})
+    known_path = _write_parquet(known, join(out_dir, KNOWN_IDS_NAME))
+    staged = plan_stages(
+        delta, id_column="externalId", manager_column=SCIM_MANAGER_COLUMN, known_ids=known["externalId"]
+    )
+    return {
+        "stage_sizes": staged.stage_sizes(),
+        "records": len(delta),
+        "cycles": [
+            {"externalId": str(r.externalId), "reason": str(r.reason)}
+            for r in staged.rejected.itertuples(index=False)
+        ],
+        "branch_warnings": len(staged.warnings),
+        "known_ids_path": known_path,
+    }
+
+
+# --- commit and summary -----------------------------------------------------------------------------------
+
+
+def commit(
+    snapshot_path: Any,
+    delta_path: Any,
+    outcomes_path: Any | None,
+    out_snapshot_path: Any,
+    *,
+    normalised_path: Any | None = None,
+    hr_current_path: Any | None = None,
+) -> dict[str, Any]:
+    """Fold the run's verified records into the snapshot (atomically); others are sent again next run.
+
+    :param snapshot_path: the snapshot the plan was made against.
+    :param delta_path: ``delta.parquet`` (what was sent).
+    :param outcomes_path: the verification's ``outcomes.parquet`` (``None`` or missing: nothing verified).
+    :param out_snapshot_path: where the new snapshot goes (usually ``snapshot_path`` itself).
+    :param normalised_path: the run's ``normalised.parquet``; copied to ``hr_current_path`` when given.
+    :param hr_current_path: where the committed run's normalised HR feed is kept (for the admin DAG).
+    :return: ``{"sent", "verified", "not_verified", "snapshot_rows", "active", "snapshot_path",
+        "hr_current_path"}``.
+    """
+    snapshot = read_snapshot(snapshot_path)
+    delta = read_frame(delta_path)
+    if outcomes_path is not None and _exists(outcomes_path):
+        outcomes = read_frame(outcomes_path)
+    else:
+        outcomes = pd.DataFrame({"external_id": pd.Series([], dtype=str), "status": pd.Series([], dtype=str)})
+    new = commit_verified(snapshot, delta, outcomes) if len(delta) else snapshot
+    write_snapshot(new, out_snapshot_path)
+    verified = 0
+    if len(outcomes) and len(delta):
+        ok = outcomes["status"].astype(str).str.lower().isin(("success", "warning"))
+        verified = int(
+            delta["externalId"].astype(str).isin(outcomes.loc[ok, "external_id"].astype(str)).sum()
+        )
+    current = None
+    if normalised_path is not None and hr_current_path is not None:
+        _write_bytes(hr_current_path, _read_bytes(normalised_path))
+        current = str(hr_current_path)
+    return {
+        "sent": len(delta),
+        "verified": verified,
+        "not_verified": len(delta) - verified,
+        "snapshot_rows": len(new),
+        "active": active_count(new),
+        "snapshot_path": str(out_snapshot_path),
+        "hr_current_path": current,
+    }
+
+
+def outcome_counts(outcomes: pd.DataFrame) -> dict[str, int]:
+    """Records per verification status (every status of the reconcile module, zeros included)."""
+    counts = outcomes["status"].astype(str).value_counts() if len(outcomes) else pd.Series(dtype=int)
+    return {status: int(counts.get(status, 0)) for status in STATUSES}
+
+
+def outcome_table(outcomes: pd.DataFrame) -> dict[str, dict[str, int]]:
+    """Action x status counts as nested dicts (JSON-safe), with totals."""
+    if outcomes.empty:
+        return {}
+    table = outcome_summary(outcomes)
+    return {str(a): {str(s): int(v) for s, v in row.items()} for a, row in table.iterrows()}
+
+
+def write_run_summary(out_dir: Any, summary: Mapping[str, Any]) -> str:
+    """Write ``run-summary.json`` (what ``make demo`` and people read after a run).
+
+    :param out_dir: the run folder.
+    :param summary: JSON-safe values.
+    :return: the path written.
+    """
+    path = join(out_dir, RUN_SUMMARY_NAME)
+    data = json.dumps(dict(summary), indent=2, sort_keys=False, default=str).encode("utf-8")
+    _write_bytes(path, data)
+    return str(path)
+
+
+# --- admin accounts ---------------------------------------------------------------------------------------
+
+
+def derive_admins(
+    hr_current_path: Any,
+    admin_snapshot_path: Any,
+    mapping_path: Any,
+    out_dir: Any,
+    *,
+    upn_domain: str,
+    rule: PrivilegeRule = DEFAULT_PRIVILEGE_RULE,
+    schema: HrSchema = HrSchema(),
+) -> dict[str, Any]:
+    """Derive the admin accounts from the committed HR feed and map them with the admin mapping.
+
+    Writes ``admins.parquet`` (HR layout), ``mapped.parquet`` and ``quarantine.csv`` into ``out_dir``.
+
+    :param hr_current_path: the normalised HR feed of the last committed HR run (``hr_current.parquet``).
+    :param admin_snapshot_path: the admin job's own snapshot (keeps admin UPNs stable; disables admin accounts
+        whose person left or lost the role).
+    :param mapping_path: the admin mapping.
+    :param out_dir: the run folder.
+    :param upn_domain: the domain of admin UPNs.
+    :param rule: who gets an admin account.
+    :param schema: HR column names.
+    :return: ``{"people", "admins", "active_admins", "mapped", "quarantined", "admins_path", "mapped_path",
+        "quarantine_path"}``.
+    """
+    hr = read_frame(hr_current_path)
+    if "row" in hr.columns:
+        hr = hr.drop(columns="row")
+    existing = read_snapshot(admin_snapshot_path)
+    admins = derive_admin_accounts(hr, rule, upn_domain=upn_domain, existing_admins=existing, schema=schema)
+    mapped, rejected, _ = _map_normalised(admins, _load_mapping(mapping_path))
+    return {
+        "people": len(hr),
+        "admins": len(admins),
+        "active_admins": int((admins[schema.status] == "Active").sum()) if len(admins) else 0,
+        "mapped": len(mapped),
+        "quarantined": len(rejected),
+        "admins_path": _write_parquet(admins, join(out_dir, ADMINS_NAME)),
+        "mapped_path": _write_parquet(mapped, join(out_dir, MAPPED_NAME)),
+        "quarantine_path": _write_csv(rejected, join(out_dir, QUARANTINE_NAME)),
+    }
+
+
+# --- on demand --------------------------------------------------------------------------------------------
+
+
+def select_on_demand(
+    mapped_path: Any,
+    snapshot_path: Any,
+    out_dir: Any,
+    employee_ids: Iterable[Any],
+) -> dict[str, Any]:
+    """Pick the requested employees' records, plus every manager up their chain that this job never sent.
+
+    A manager reference resolves only against users the job has processed, so a manager who is not in the
+    snapshot is sent too (and, the same way, that manager's own manager), managers first.
+
+    :param mapped_path: ``mapped.parquet`` from :func:`transform` on the current HR export.
+    :param snapshot_path: the HR job's committed snapshot (who was sent before).
+    :param out_dir: the run folder.
+    :param employee_ids: the WorkerIDs asked for.
+    :return: ``{"requested", "found", "unknown", "managers_added", "selected", "selected_path"}``: ``unknown``
+        lists the ids not in the export (or quarantined there).
+    """
+    requested = list(dict.fromkeys(str(i).strip() for i in employee_ids if str(i).strip()))
+    mapped = read_frame(mapped_path)
+    snapshot = read_snapshot(snapshot_path)
+    sent_before = set(snapshot["externalId"].astype(str))
+    ids = mapped["externalId"].astype(str)
+    by_id = dict(zip(ids, range(len(mapped)), strict=True))
+    managers = (
+        mapped[SCIM_MANAGER_COLUMN].astype(object).where(mapped[SCIM_MANAGER_COLUMN].notna(), None).tolist()
+        if SCIM_MANAGER_COLUMN in mapped.columns
+        else [None] * len(mapped)
+    )
+    found = [i for i in requested if i in by_id]
+    unknown = [i for i in requested if i not in by_id]
+    chosen: dict[str, None] = dict.fromkeys(found)
+    added: list[str] = []
+    for worker in found:
+        manager = managers[by_id[worker]]
+        while manager is not None:
+            manager = str(manager).strip()
+            if not manager or manager in chosen or manager in sent_before or manager not in by_id:
+                break
+            chosen[manager] = None
+            added.append(manager)
+            manager = managers[by_id[manager]]
+    selected = mapped.iloc[[by_id[i] for i in chosen]].reset_index(drop=True)
+    return {
+        "requested": requested,
+        "found": found,
+        "unknown": unknown,
+        "managers_added": added,
+        "selected": len(selected),
+        "selected_path": _write_parquet(selected, join(out_dir, SELECTED_NAME)),
+    }
+
+
+# --- provisioning-log review ------------------------------------------------------------------------------
+
+
+def summarise_logs(
+    entries: Iterable[Mapping[str, Any]], *, since: datetime | None = None, top: int = 5
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Reduce a window of provisioning-log entries to one final outcome per record, and summarise them.
+
+    :param entries: the log entries (any order).
+    :param since: the window start (entries before it are ignored).
+    :param top: how many failure reasons to list.
+    :return: the outcomes frame (one row per externalId, see the reconcile module) and
+        ``{"entries", "records", "outcomes": {status: n}, "actions": {action: {status: n}},
+        "failure_reasons": [[code, n], ...], "failure_percent"}``.
+    """
+    from airflow_provider_entra.provisioning.reconcile import reconcile_detailed
+
+    entries = list(entries)
+    ids = [
+        str((e.get("sourceIdentity") or {}).get("id")).strip()
+        for e in entries
+        if (e.get("sourceIdentity") or {}).get("id")
+    ]
+    result = reconcile_detailed(entries, list(dict.fromkeys(ids)), since=since)
+    outcomes = result.outcomes
+    counts = outcome_counts(outcomes)
+    records = len(outcomes)
+    failures = counts.get("failure", 0)
+    return outcomes, {
+        "entries": result.total_entries,
+        "records": records,
+        "outcomes": counts,
+        "actions": outcome_table(outcomes),
+        "failure_reasons": [[code, n] for code, n in failure_reasons(outcomes, top=top)],
+        "failure_percent": round(100.0 * failures / records, 2) if records else 0.0,
+    }
+
+
+def now_utc() -> str:
+    """The current time, ISO 8601 in UTC (for summaries)."""
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
