@@ -252,7 +252,12 @@ def _source_values(spec: AttributeSpec, rows: Rows) -> pa.Array:
             parts.append(text(literal))
         if column is not None:
             parts.append(rows.text(column))
-    return empty_to_null(concat_skipping_nulls(parts))
+    filled = concat_skipping_nulls(parts)
+    present = [pc.is_valid(rows.text(c)) for c in source.columns]
+    any_present = present[0]
+    for more in present[1:]:
+        any_present = pc.or_(any_present, more)
+    return empty_to_null(pc.if_else(any_present, filled, _NULL))  # all columns empty: no value
 
 
 def _apply_map(values: pa.Array, value_map: dict[str, str]) -> pa.Array:

@@ -88,7 +88,7 @@ class JoinSource:
 
 @dataclass(frozen=True)
 class TemplateSource:
-    """A text with ``{Column}`` placeholders; empty columns become empty text."""
+    """A text with ``{Column}`` placeholders; an empty column gives empty text, all empty give no value."""
 
     template: str
     pieces: tuple[tuple[str, str | None], ...]  # (literal text, column or None)
