@@ -25,6 +25,12 @@ TEXT_DTYPE = pd.StringDtype("pyarrow", na_value=np.nan)
 #: this check, so only controls inside a value (or a NUL anywhere) are caught.
 CONTROL_CHARS_RE2 = r"[\x00-\x1f\x7f-\x9f]"
 
+#: The ASCII bytes pyarrow's ``utf8_trim_whitespace`` removes: TAB..CR, FS..US and space.
+_TRIMMED_ASCII = np.zeros(256, dtype=bool)
+_TRIMMED_ASCII[[*range(0x09, 0x0E), *range(0x1C, 0x21)]] = True
+#: First bytes of the UTF-8 encodings of non-ASCII Unicode whitespace.
+_SPACE_LEAD_BYTES = np.zeros(256, dtype=bool)
+_SPACE_LEAD_BYTES[[0xC2, 0xE1, 0xE2, 0xE3]] = True
 _OFFSET_RE = re.compile(r"^[+-](?:[01]\d|2[0-3]):[0-5]\d$")
 _AWARE_SUFFIX_RE2 = r"(?:[zZ]|[+-]\d{2}(?::?\d{2})?)$"
 _DATE_ONLY_RE2 = r"^\d{4}-\d{2}-\d{2}$"
@@ -62,20 +68,97 @@ def as_text(s: pd.Series) -> pd.Series:
 def clean_text(s: pd.Series) -> pd.Series:
     """Trim Unicode whitespace, normalise to NFC and turn empty strings into missing values."""
     arr = to_arrow(s)
-    arr = pc.utf8_normalize(pc.utf8_trim_whitespace(arr), "NFC")
+    ascii_only = _all_ascii(arr)
+    if _is_clean(arr, ascii_only):  # nothing to do: keep the column as it is (no copy)
+        return (
+            s
+            if isinstance(s.dtype, pd.StringDtype) and s.dtype.na_value is np.nan
+            else from_arrow(arr, s.index)
+        )
+    arr = pc.utf8_trim_whitespace(arr)
+    if not ascii_only:  # ASCII text is already NFC
+        arr = pc.utf8_normalize(arr, "NFC")
     arr = pc.if_else(pc.equal(arr, ""), pa.scalar(None, arr.type), arr)
     return from_arrow(arr, s.index)
 
 
 def clean_frame(df: pd.DataFrame) -> pd.DataFrame:
     """Apply :func:`clean_text` to every column of ``df`` (a new frame; the index is kept)."""
-    return pd.DataFrame({c: clean_text(df[c]) for c in df.columns}, index=df.index)
+    return pd.DataFrame({c: clean_text(df[c]) for c in df.columns}, index=df.index, copy=False)
+
+
+def _all_ascii(arr: pa.Array) -> bool:
+    return bool(pc.all(pc.string_is_ascii(arr)).as_py() in (True, None))
+
+
+def _is_clean(arr: pa.Array, ascii_only: bool) -> bool:
+    """True when no value is empty, none has whitespace at an edge, and all are NFC (cheap checks first)."""
+    offsets, raw = _offsets_and_bytes(arr)
+    lengths = np.diff(offsets)
+    present = lengths > 0
+    if arr.null_count:
+        valid = np.asarray(arr.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+        if (valid & ~present).any():
+            return False
+    elif not present.all():
+        return False
+    starts = (offsets[:-1] - offsets[0])[present]
+    ends = (offsets[1:] - offsets[0])[present] - 1
+    if _TRIMMED_ASCII[raw[starts]].any() or _TRIMMED_ASCII[raw[ends]].any():
+        return False
+    if ascii_only:
+        return True
+    # Non-ASCII whitespace (U+0085, U+00A0, U+1680, U+180E, U+2000-U+205F, U+3000) is C2 85/A0 or a 3-byte
+    # sequence E1/E2/E3 80|81|9A|A0 xx: a value that may start or end with one takes the slow path.
+    if _SPACE_LEAD_BYTES[raw[starts]].any():
+        return False
+    lens = lengths[present]
+    two = (lens >= 2) & (raw[np.maximum(ends - 1, 0)] == 0xC2) & np.isin(raw[ends], (0x85, 0xA0))
+    three = (
+        (lens >= 3)
+        & _SPACE_LEAD_BYTES[raw[np.maximum(ends - 2, 0)]]
+        & np.isin(raw[np.maximum(ends - 1, 0)], (0x80, 0x81, 0x9A, 0xA0))
+    )
+    if two.any() or three.any():
+        return False
+    wide = pc.invert(pc.string_is_ascii(arr))
+    sample = arr.filter(pc.fill_null(wide, False))
+    return bool(pc.all(pc.equal(sample, pc.utf8_normalize(sample, "NFC"))).as_py() in (True, None))
+
+
+def _offsets_and_bytes(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """The offsets and the UTF-8 bytes of a (large_)string array's values (views, no copies)."""
+    offsets_type = np.int64 if pa.types.is_large_string(arr.type) else np.int32
+    _, offsets_buf, data_buf = arr.buffers()
+    if offsets_buf is None or len(arr) == 0:
+        return np.zeros(1, dtype=np.int64), np.zeros(0, dtype=np.uint8)
+    offsets = np.frombuffer(offsets_buf, dtype=offsets_type)[arr.offset : arr.offset + len(arr) + 1]
+    if data_buf is None:
+        return offsets, np.zeros(0, dtype=np.uint8)
+    return offsets, np.frombuffer(data_buf, dtype=np.uint8)[offsets[0] : offsets[-1]]
+
+
+def _value_bytes(arr: pa.Array) -> np.ndarray:
+    """The UTF-8 bytes of all values of a (large_)string array, back to back."""
+    return _offsets_and_bytes(arr)[1]
 
 
 def has_control_chars(s: pd.Series) -> pd.Series:
     """True where the value contains a control character (NUL included)."""
     arr = to_arrow(s)
+    raw = _value_bytes(arr)
+    # Column-level screen on the raw UTF-8 bytes: C0/DEL are single bytes, C1 is 0xC2 followed by 0x80-0x9F.
+    c0 = (raw < 0x20) | (raw == 0x7F)
+    c1 = (raw[:-1] == 0xC2) & (raw[1:] >= 0x80) & (raw[1:] <= 0x9F)
+    if not (c0.any() or c1.any()):
+        return pd.Series(False, index=s.index)
     hit = pc.fill_null(pc.match_substring_regex(arr, CONTROL_CHARS_RE2), False)
+    return pd.Series(hit.to_numpy(zero_copy_only=False), index=s.index, dtype=bool)
+
+
+def matches(s: pd.Series, pattern: str) -> pd.Series:
+    """True where ``pattern`` (RE2 syntax) is found in the value; missing values are False."""
+    hit = pc.fill_null(pc.match_substring_regex(to_arrow(s), pattern), False)
     return pd.Series(hit.to_numpy(zero_copy_only=False), index=s.index, dtype=bool)
 
 
@@ -138,50 +221,70 @@ def check_offset(timezone: str) -> str:
     return timezone
 
 
-def parse_dates(s: pd.Series, timezone: str, date_format: str | None = None) -> tuple[pd.Series, pd.Series]:
+def parse_dates(
+    s: pd.Series, timezone: str, date_format: str | None = None, *, output: bool = True
+) -> tuple[pd.Series, pd.Series]:
     """Parse a date column; return ISO 8601 strings with offset and a mask of unparseable values.
 
     Values without an offset are read as wall-clock time at ``timezone`` (a date alone is midnight there).
     Values with an offset (or ``Z``) are converted to ``timezone``, so every output carries the same offset,
-    e.g. ``2010-07-10T00:00:00+00:00``.
+    e.g. ``2010-07-10T00:00:00+00:00``. With ``output=False`` only the mask is computed (the text is empty).
     """
     timezone = check_offset(timezone)
-    present = s.notna()
+    present = s.notna().to_numpy()
     out = pd.Series(np.nan, index=s.index, dtype=TEXT_DTYPE)
+    bad_all = pd.Series(False, index=s.index)
     if not present.any():
-        return out, pd.Series(False, index=s.index)
-    values = s[present]
+        return out, bad_all
+    values = s if present.all() else s[present]
     arr = to_arrow(values)
     fmt = date_format or "ISO8601"
-    aware = pd.Series(
-        pc.match_substring_regex(arr, _AWARE_SUFFIX_RE2).to_numpy(zero_copy_only=False), index=values.index
+    aware = pc.fill_null(pc.match_substring_regex(arr, _AWARE_SUFFIX_RE2), False).to_numpy(
+        zero_copy_only=False
     )
-    wall = pd.Series(pd.NaT, index=values.index, dtype="datetime64[us]")
-    if (~aware).any():
-        naive = pd.to_datetime(values[~aware], format=fmt, errors="coerce")
-        if isinstance(naive.dtype, pd.DatetimeTZDtype):  # a user format with %z
-            naive = _to_wall_clock(naive, timezone)
-        wall[~aware] = naive.astype("datetime64[us]")
-    if aware.any():
-        parsed = pd.to_datetime(values[aware], format=fmt, errors="coerce", utc=True)
-        wall[aware] = _to_wall_clock(parsed, timezone)
-    bad = wall.isna()
-    ok = ~bad
-    date_only = pd.Series(
-        pc.match_substring_regex(arr, _DATE_ONLY_RE2).to_numpy(zero_copy_only=False), index=values.index
-    )
-    fast = ok & date_only & (date_format is None)
-    text = pd.Series(np.nan, index=values.index, dtype=TEXT_DTYPE)
-    if fast.any():
-        text[fast] = values[fast] + "T00:00:00" + timezone
-    slow = ok & ~fast
-    if slow.any():
-        stamps = wall[slow].to_numpy().astype("datetime64[s]")
-        text[slow] = pd.Series(np.datetime_as_string(stamps, unit="s"), index=wall[slow].index) + timezone
-    out[present] = text
-    bad_all = pd.Series(False, index=s.index)
+    if not aware.any():
+        wall = _parse_naive(values, fmt, timezone)
+    elif aware.all():
+        wall = _to_wall_clock(pd.to_datetime(values, format=fmt, errors="coerce", utc=True), timezone)
+    else:
+        wall = pd.Series(pd.NaT, index=values.index, dtype="datetime64[us]")
+        wall[~aware] = _parse_naive(values[~aware], fmt, timezone)
+        wall[aware] = _to_wall_clock(
+            pd.to_datetime(values[aware], format=fmt, errors="coerce", utc=True), timezone
+        )
+    bad = wall.isna().to_numpy()
     bad_all[present] = bad
+    if not output:
+        return out, bad_all
+
+    ok = ~bad
+    fast = np.zeros(len(values), dtype=bool)
+    if date_format is None:
+        fast = ok & pc.fill_null(pc.match_substring_regex(arr, _DATE_ONLY_RE2), False).to_numpy(
+            zero_copy_only=False
+        )
+    if fast.all():  # the usual HR export: every value a plain date
+        tail = pa.scalar("T00:00:00" + timezone, arr.type)
+        text = from_arrow(pc.binary_join_element_wise(arr, tail, pa.scalar("", arr.type)), values.index)
+    else:
+        text = pd.Series(np.nan, index=values.index, dtype=TEXT_DTYPE)
+        if fast.any():
+            text[fast] = values[fast] + "T00:00:00" + timezone
+        slow = ok & ~fast
+        if slow.any():
+            stamps = wall[slow].to_numpy().astype("datetime64[s]")
+            text[slow] = pd.Series(np.datetime_as_string(stamps, unit="s"), index=wall.index[slow]) + timezone
+    if present.all():
+        return text, bad_all
+    out[present] = text
     return out, bad_all
+
+
+def _parse_naive(values: pd.Series, fmt: str, timezone: str) -> pd.Series:
+    parsed = pd.to_datetime(values, format=fmt, errors="coerce")
+    if isinstance(parsed.dtype, pd.DatetimeTZDtype):  # a user format with %z
+        return _to_wall_clock(parsed, timezone)
+    return parsed.astype("datetime64[us]")
 
 
 def _to_wall_clock(aware: pd.Series, timezone: str) -> pd.Series:
@@ -264,6 +367,14 @@ class Reasons:
             part = pd.Series(message, index=mask.index[mask.to_numpy()], dtype=object)
         self._parts.append(part)
 
+    def add_values(self, mask: pd.Series, prefix: str, values: pd.Series, suffix: str = "") -> None:
+        """Record ``prefix + value + suffix`` where ``mask`` is true (built for those rows only)."""
+        mask = mask.fillna(False).astype(bool) if mask.dtype != bool else mask
+        if not mask.any():
+            return
+        chosen = values[mask].astype(TEXT_DTYPE).fillna("")
+        self._parts.append((prefix + chosen + suffix).astype(object))
+
     def result(self) -> pd.Series:
         """One joined reason per failing row, in the order of the original index."""
         if not self._parts:
@@ -272,3 +383,48 @@ class Reasons:
         order = pd.Series(np.arange(len(self._index)), index=self._index)
         joined = stacked.groupby(level=0, sort=False).agg("; ".join)
         return joined.iloc[np.argsort(order.loc[joined.index].to_numpy(), kind="stable")]
+
+
+def isin_text(s: pd.Series | pd.Index, values: pd.Series | pd.Index | Iterable[Any]) -> np.ndarray:
+    """``s.isin(values)`` for text through one pyarrow hash join (pandas' ``isin`` loops over ``values``)."""
+    if not isinstance(values, (pd.Series, pd.Index)):
+        values = pd.Series(list(values), dtype=object)
+    left = to_arrow(pd.Series(s, copy=False) if isinstance(s, pd.Index) else s)
+    right_values = values if isinstance(values, pd.Series) else pd.Series(values, copy=False)
+    if not isinstance(right_values.dtype, pd.StringDtype):
+        right_values = pd.Series(right_values.to_numpy(), dtype=object).astype(TEXT_DTYPE)
+    right = to_arrow(right_values)
+    if len(right) == 0 or len(left) == 0:
+        return np.zeros(len(left), dtype=bool)
+    hit = pc.is_in(left, value_set=right.cast(left.type), skip_nulls=True)
+    return np.asarray(pc.fill_null(hit, False).to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def index_in(s: pd.Series | pd.Index, values: pd.Series | pd.Index) -> np.ndarray:
+    """Position of each value of ``s`` in ``values`` (first occurrence), -1 where absent; one pyarrow join."""
+    left = to_arrow(pd.Series(s, copy=False) if isinstance(s, pd.Index) else s)
+    right_values = pd.Series(values, copy=False) if isinstance(values, pd.Index) else values
+    right = to_arrow(right_values)
+    if len(right) == 0 or len(left) == 0:
+        return np.full(len(left), -1, dtype=np.int64)
+    pos = pc.index_in(left, value_set=right.cast(left.type), skip_nulls=True)
+    return np.asarray(pc.fill_null(pos, -1).to_numpy(zero_copy_only=False), dtype=np.int64)
+
+
+def take_text(values: pd.Series, positions: np.ndarray, index: pd.Index) -> pd.Series:
+    """``values`` at ``positions`` as text (missing where a position is -1), with ``index``."""
+    if len(values) == 0:
+        return pd.Series(np.nan, index=index, dtype=TEXT_DTYPE)
+    mask = pa.array(positions < 0)
+    taken = to_arrow(values).take(pa.array(np.where(positions >= 0, positions, 0)))
+    return from_arrow(pc.if_else(mask, pa.scalar(None, taken.type), taken), index)
+
+
+def without_rows(frame: pd.DataFrame, labels: pd.Index | Iterable[Any]) -> pd.DataFrame:
+    """``frame`` minus the rows with these index labels (a boolean mask: much faster than ``drop``)."""
+    labels = pd.Index(labels)
+    if len(labels) == 0:
+        return frame
+    keep = np.ones(len(frame), dtype=bool)
+    keep[frame.index.get_indexer(labels)] = False
+    return frame[keep]

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.compute as pc
 
-from airflow_provider_entra.provisioning._hr import TEXT_DTYPE, from_arrow, parse_boolean, to_arrow
+from airflow_provider_entra.provisioning._hr import TEXT_DTYPE, from_arrow, isin_text, parse_boolean, to_arrow
 from airflow_provider_entra.provisioning.normalise import HrSchema, assign_upns
 
 __all__ = [
@@ -157,8 +157,8 @@ def derive_admin_accounts(
     people[schema.status] = np.where(person_active[match].to_numpy(), "Active", "Inactive")
 
     existing = _existing(existing_admins, id_prefix)
-    gone = existing[~existing["person"].isin(people[wid])]
-    in_feed = gone["person"].isin(hr[wid])
+    gone = existing[~isin_text(existing["person"], people[wid])]
+    in_feed = isin_text(gone["person"], hr[wid])
     dropped = hr.set_index(wid).loc[gone.loc[in_feed, "person"]].reset_index()
     dropped[schema.status] = "Inactive"
     vanished = pd.DataFrame({wid: gone.loc[~in_feed, "person"].to_numpy(), schema.status: "Inactive"})

@@ -32,11 +32,15 @@ from airflow_provider_entra.provisioning._hr import (
     check_offset,
     clean_frame,
     from_arrow,
+    index_in,
+    isin_text,
     parse_boolean,
     parse_dates,
     quarantine_frame,
     status_table,
+    take_text,
     to_arrow,
+    without_rows,
     worker_sort_key,
 )
 
@@ -214,65 +218,107 @@ def assign_upns(
     bases: pd.Series,
     domain: str,
     existing_upns: pd.Series | None = None,
+    *,
+    first: pd.Series | None = None,
 ) -> pd.Series:
     """Give every worker a userPrincipalName that is stable and unique.
 
     * A worker whose externalId is in ``existing_upns`` keeps that UPN (names may change, UPNs do not).
     * Everybody else gets ``<base>@<domain>``; when that is already taken (by an existing UPN anywhere in the
-      snapshot, or by another worker of this feed), the workers sharing a base are ordered by WorkerID
-      (shorter first, then text: numeric ids sort numerically) and the first free of ``<base>``,
-      ``<base>2``, ``<base>3``, ... is given in that order. Existing holders never move.
+      snapshot, or by another worker of this feed), the workers sharing a base are ordered (``first``
+      rows ahead, then by WorkerID: shorter first, then text, so numeric ids sort numerically) and the
+      first free of ``<base>``, ``<base>2``, ``<base>3``, ... is given in that order. Existing holders
+      never move.
 
     :param worker_ids: one unique id per row.
-    :param bases: the derived UPN prefix per row (see :func:`fold_for_upn`).
+    :param bases: the derived UPN prefix per row (see :func:`fold_for_upn`); only rows without an existing
+        UPN are read, so a Series indexed by just those rows is enough.
     :param domain: the UPN suffix after ``@``.
     :param existing_upns: externalId -> UPN from the last committed snapshot.
+    :param first: rows served before the others when they collide (:func:`normalise_hr` passes the active
+        workers, so a joiner does not get a suffix because of a leaver who was never provisioned).
     :return: the UPN per row, aligned with ``worker_ids``.
     """
     domain = _check_domain(domain)
     suffix = "@" + domain
     upn = pd.Series(np.nan, index=worker_ids.index, dtype=TEXT_DTYPE)
-    taken_lower: pd.Index = pd.Index([], dtype=TEXT_DTYPE)
+    taken = pd.Series([], dtype=TEXT_DTYPE)
     if existing_upns is not None and len(existing_upns):
-        existing = existing_upns.dropna().astype(TEXT_DTYPE)
-        existing = existing[~existing.index.duplicated(keep="last")]
-        existing.index = existing.index.astype(TEXT_DTYPE)
-        upn = worker_ids.map(existing).astype(TEXT_DTYPE)
-        taken_lower = pd.Index(existing.str.lower().unique(), dtype=TEXT_DTYPE)
+        existing = existing_upns.astype(TEXT_DTYPE)
+        if existing.isna().any():
+            existing = existing.dropna()
+        holders = pd.Index(existing.index, dtype=TEXT_DTYPE)
+        if not holders.is_unique:
+            keep = ~holders.duplicated(keep="last")
+            existing, holders = existing[keep], holders[keep]
+        upn = take_text(existing, index_in(worker_ids, holders), worker_ids.index)
+        taken = existing.str.lower()
 
     new = upn.isna()
     if not new.any():
         return upn
     key = worker_sort_key(worker_ids[new])
     pending = pd.DataFrame(
-        {"base": bases[new].to_numpy(), "_len": key["_len"].to_numpy(), "_id": key["_id"].to_numpy()},
+        {
+            "base": bases.reindex(key.index).astype(TEXT_DTYPE).str.lower().to_numpy(),
+            "_later": ~first.reindex(key.index).fillna(False).astype(bool).to_numpy()
+            if first is not None
+            else np.zeros(len(key), dtype=bool),
+            "_len": key["_len"].to_numpy(),
+            "_id": key["_id"].to_numpy(),
+        },
         index=key.index,
     )
-    pending = pending.sort_values(["base", "_len", "_id"], kind="stable")
+    if pending["base"].isna().any():
+        raise ValueError("assign_upns: a worker without an existing UPN has no base to derive one from")
+    pending = pending.sort_values(["base", "_later", "_len", "_id"], kind="stable")
+
+    # Only taken UPNs with the same stem (prefix without trailing digits) as a pending base can collide.
+    taken = taken[isin_text(_stem(taken), _stem(pending["base"]).unique())]
 
     # Fast path: a base nobody else in the feed or the snapshot uses is taken as it is.
     candidate = pending["base"] + suffix
-    lone = ~pending["base"].duplicated(keep=False) & ~candidate.str.lower().isin(taken_lower)
-    upn[lone[lone].index] = candidate[lone]
-    taken = set(taken_lower) | set(candidate[lone])
+    lone = ~pending["base"].duplicated(keep=False).to_numpy() & ~isin_text(candidate, taken)
+    upn[pending.index[lone]] = candidate[lone]
+    taken = pd.concat([taken, candidate[lone]], ignore_index=True)
     pending = pending[~lone]
+    if pending.empty:
+        return upn
 
-    # Collisions: each round gives every base group its next free numbers, stopping at the first taken one.
+    # Collisions: per base, look at a window of numbers (1 = the bare base, then 2, 3, ...), drop the taken
+    # ones and hand the free ones out in WorkerID order. A group the window cannot serve gets a wider window.
     counter = pd.Series(1, index=pd.Index(pending["base"].unique(), dtype=TEXT_DTYPE), dtype="int64")
+    slack = 8
     while len(pending):
-        rank = pending.groupby("base", sort=False).cumcount()
-        number = pending["base"].map(counter).astype("int64") + rank
-        cand = pending["base"].where(number == 1, pending["base"] + number.astype(str)) + suffix
-        bad = cand.isin(taken) | cand.duplicated()
-        blocked = bad.groupby(pending["base"], sort=False).cummax()
-        accepted = ~blocked
-        upn[accepted[accepted].index] = cand[accepted]
-        taken.update(cand[accepted])
-        if bad.any():
-            first_bad = number[bad].groupby(pending["base"][bad], sort=False).min()
-            counter.loc[first_bad.index] = first_bad + 1
-        pending = pending[blocked]
+        size = pending.groupby("base", sort=False).size()
+        window = (size + slack).to_numpy()
+        group = pd.Series(np.repeat(size.index.to_numpy(), window), dtype=TEXT_DTYPE)
+        number = group.map(counter).to_numpy() + group.groupby(group, sort=False).cumcount().to_numpy()
+        numbered = group + pd.Series(number, dtype="int64").astype(TEXT_DTYPE)
+        cand = group.where(number == 1, numbered) + suffix
+        free = ~isin_text(cand, taken) & ~cand.duplicated().to_numpy()
+        offers = pd.DataFrame({"base": group[free].to_numpy(), "cand": cand[free].to_numpy()})
+        offers["rank"] = offers.groupby("base", sort=False).cumcount()
+        wanted = pd.DataFrame(
+            {
+                "base": pending["base"].to_numpy(),
+                "rank": pending.groupby("base", sort=False).cumcount().to_numpy(),
+            }
+        )
+        got = wanted.merge(offers, on=["base", "rank"], how="left")["cand"]  # keeps wanted's row order
+        served = got.notna().to_numpy()
+        upn[pending.index[served]] = got[served].to_numpy()
+        taken = pd.concat([taken, got[served]], ignore_index=True)
+        short = pd.Index(pending["base"][~served].unique(), dtype=TEXT_DTYPE)
+        counter.loc[short] = counter.loc[short].to_numpy() + window[size.index.get_indexer(short)]
+        pending = pending[~served]
+        slack *= 2
     return upn
+
+
+def _stem(s: pd.Series) -> pd.Series:
+    """The UPN prefix without its domain and trailing digits: ``ann.lee12@x.com`` -> ``ann.lee``."""
+    return from_arrow(pc.replace_substring_regex(to_arrow(s), r"\d*(?:@.*)?$", ""), s.index)
 
 
 def _check_domain(domain: str) -> str:
@@ -297,7 +343,8 @@ def normalise_hr(
       any case); anything else is quarantined;
     * flag columns (``OnLeave``) -> nullable boolean from true/false, yes/no, y/n, t/f, 1/0;
     * date columns (``HireDate``) -> ISO 8601 with time and offset, ``2010-07-10T00:00:00+00:00``;
-    * ``UserPrincipalName`` = ``first.last@domain`` folded to ASCII, unique, stable (see :func:`assign_upns`);
+    * ``UserPrincipalName`` = ``first.last@domain`` folded to ASCII, unique, stable (see :func:`assign_upns`;
+      on a collision active workers are served before inactive ones, then WorkerID order decides);
       ``MailNickname`` = the UPN prefix. A ``UserPrincipalName`` column in the input is replaced.
 
     Rows with a blank or repeated WorkerID, an unknown status, or an unreadable date or flag are quarantined
@@ -330,26 +377,36 @@ def normalise_hr(
     raw_status = frame[schema.status]
     status, unknown = canonical_status(raw_status, schema.status_values)
     reasons.add(raw_status.isna(), f"{schema.status}: missing")
-    reasons.add(unknown, f"{schema.status}: unknown value '" + raw_status.fillna("") + "'")
+    reasons.add_values(unknown, f"{schema.status}: unknown value '", raw_status, "'")
     frame[schema.status] = status
 
     for col in schema.boolean_columns:
         if col in frame.columns:
             parsed, bad = parse_boolean(frame[col])
-            reasons.add(bad, f"{col}: cannot read '" + frame[col].fillna("") + "' as true/false")
+            reasons.add_values(bad, f"{col}: cannot read '", frame[col], "' as true/false")
             frame[col] = parsed
     for col in schema.date_columns:
         if col in frame.columns:
             iso, bad = parse_dates(frame[col], timezone, schema.date_format)
-            reasons.add(bad, f"{col}: cannot parse '" + frame[col].fillna("") + "' as a date")
+            reasons.add_values(bad, f"{col}: cannot parse '", frame[col], "' as a date")
             frame[col] = iso
 
     why = reasons.result()
     rejected = quarantine_frame(why.index, wid[why.index], "normalise", why)
-    frame = frame.drop(index=why.index)
+    if len(why):
+        frame = without_rows(frame, why.index)
 
-    bases = _join_upn_base(frame[schema.first_name], frame[schema.last_name], frame[schema.worker_id])
-    upns = assign_upns(frame[schema.worker_id], bases, upn_domain, existing_upns)
+    # Only workers without a UPN in the snapshot need one derived.
+    wid = frame[schema.worker_id]
+    known = (
+        isin_text(wid, existing_upns.dropna().index)
+        if existing_upns is not None
+        else np.zeros(len(wid), bool)
+    )
+    new = frame.loc[~known, [schema.first_name, schema.last_name, schema.worker_id]]
+    bases = _join_upn_base(new[schema.first_name], new[schema.last_name], new[schema.worker_id])
+    active = frame[schema.status] == "Active"
+    upns = assign_upns(wid, bases, upn_domain, existing_upns, first=active)
     frame[schema.upn] = upns
     frame[schema.mail_nickname] = from_arrow(
         pc.replace_substring_regex(to_arrow(upns), "@.*$", ""), frame.index

@@ -30,8 +30,9 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
+import pyarrow.compute as pc
 
-from airflow_provider_entra.provisioning._hr import TEXT_DTYPE
+from airflow_provider_entra.provisioning._hr import TEXT_DTYPE, index_in, take_text, to_arrow
 
 __all__ = [
     "ALL_CHANGES",
@@ -79,6 +80,8 @@ class DeltaPlan:
     :param disables: externalIds whose account this plan disables (leavers and missing-from-feed).
     :param full_sync: whether unchanged records are sent too.
     :param missing_policy: what was done with active records missing from the feed.
+    :param classification: the change kind of every feed record (sent or not), indexed by externalId
+        (categorical; the missing-from-feed records are only in ``frame`` and ``counts``).
     """
 
     frame: pd.DataFrame
@@ -87,7 +90,7 @@ class DeltaPlan:
     disables: pd.Index
     full_sync: bool = False
     missing_policy: str = "disable"
-    classification: pd.Series = field(default_factory=lambda: pd.Series([], dtype=TEXT_DTYPE), repr=False)
+    classification: pd.Series = field(default_factory=lambda: pd.Series([], dtype="category"), repr=False)
 
     @property
     def to_send_ids(self) -> pd.Index:
@@ -138,22 +141,20 @@ def plan_delta(
             f"mapped frame has {int(mapped['active'].isna().sum())} row(s) without an active flag"
         )
 
-    snap_ids = pd.Index(snapshot["externalId"].astype(TEXT_DTYPE))
-    pos = snap_ids.get_indexer(ids)
+    pos = index_in(ids, snapshot["externalId"])
     known = pos >= 0
-    take = np.where(known, pos, 0)
+    snap_hash = take_text(snapshot["record_hash"], pos, mapped.index)
+    snap_active = np.zeros(len(ids), dtype=bool)
     if len(snapshot):
-        snap_hash = np.where(known, snapshot["record_hash"].astype(object).to_numpy()[take], None)
-        snap_active = known & snapshot["active"].astype(bool).to_numpy()[take]
-    else:
-        snap_hash = np.full(len(ids), None, dtype=object)
-        snap_active = np.zeros(len(ids), dtype=bool)
-    snap_hash = pd.Series(snap_hash, index=mapped.index, dtype=object)
+        snap_active = known & snapshot["active"].astype(bool).to_numpy()[np.where(known, pos, 0)]
     active = mapped["active"].astype(bool).to_numpy()
     never_sent = (~known) | snap_hash.isna().to_numpy()
-    same = (mapped["record_hash"].astype(object) == snap_hash).to_numpy() & ~never_sent
+    hash_now = to_arrow(mapped["record_hash"].astype(TEXT_DTYPE))
+    equal = pc.fill_null(pc.equal(hash_now, to_arrow(snap_hash).cast(hash_now.type)), False)
+    same = np.asarray(equal.to_numpy(zero_copy_only=False), dtype=bool) & ~never_sent
 
-    change = np.select(
+    kind = {name: i for i, name in enumerate(ALL_CHANGES)}
+    codes = np.select(
         [
             snap_active & ~active,
             never_sent & active,
@@ -162,18 +163,26 @@ def plan_delta(
             active & ~same,
             ~active & ~same,
         ],
-        [LEAVER, JOINER, SKIPPED_INACTIVE_NEW, REHIRE, MOVER, INACTIVE_CHANGED],
-        default=UNCHANGED,
+        [
+            kind[LEAVER],
+            kind[JOINER],
+            kind[SKIPPED_INACTIVE_NEW],
+            kind[REHIRE],
+            kind[MOVER],
+            kind[INACTIVE_CHANGED],
+        ],
+        default=kind[UNCHANGED],
     )
-    change = pd.Series(change, index=mapped.index, dtype=TEXT_DTYPE)
     sent_kinds = list(SENT_CHANGES) + (list(FULL_SYNC_EXTRA) if full_sync else [])
-    send = change.isin(sent_kinds)
-    to_send = mapped[send.to_numpy()].assign(change=change[send])
+    send = np.isin(codes, [kind[k] for k in sent_kinds])
+    labels = np.asarray(ALL_CHANGES, dtype=object)
+    to_send = mapped[send].assign(change=pd.array(labels[codes[send]], dtype=TEXT_DTYPE))
 
-    in_feed = snap_ids.isin(ids)
+    in_feed = np.zeros(len(snapshot), dtype=bool)
+    in_feed[pos[known]] = True
     missing = snapshot[~in_feed & snapshot["active"].astype(bool).to_numpy()]
     counts = {kind: 0 for kind in ALL_CHANGES}
-    counts.update({str(k): int(v) for k, v in change.value_counts().items()})
+    counts.update(zip(ALL_CHANGES, map(int, np.bincount(codes, minlength=len(ALL_CHANGES))), strict=True))
     if missing_policy == "disable":
         counts[MISSING_DISABLE] = len(missing)
         if len(missing):
@@ -187,7 +196,9 @@ def plan_delta(
     disables = pd.Index(
         to_send.loc[to_send["change"].isin(DISABLING_CHANGES), "externalId"], dtype=TEXT_DTYPE
     )
-    classification = pd.Series(change.to_numpy(), index=pd.Index(ids.to_numpy(), name="externalId"))
+    classification = pd.Series(
+        pd.Categorical.from_codes(codes, categories=list(ALL_CHANGES)), index=pd.Index(ids, name="externalId")
+    )
     return DeltaPlan(
         frame=to_send,
         counts=counts,

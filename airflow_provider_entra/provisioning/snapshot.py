@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from airflow_provider_entra.provisioning._hr import TEXT_DTYPE
+from airflow_provider_entra.provisioning._hr import TEXT_DTYPE, isin_text
 
 __all__ = [
     "OK_STATUSES",
@@ -225,9 +225,7 @@ def commit_verified(
     status = outcomes[status_column].astype(TEXT_DTYPE).str.lower()
     verified = outcomes[status.isin(ok).to_numpy()]
     verified_ids = pd.Index(verified[id_col].astype(TEXT_DTYPE).unique())
-    sent = frame[frame["externalId"].astype(TEXT_DTYPE).isin(verified_ids)].drop_duplicates(
-        "externalId", keep="last"
-    )
+    sent = frame[isin_text(frame["externalId"], verified_ids)].drop_duplicates("externalId", keep="last")
     if sent.empty:
         return snapshot
 
@@ -261,5 +259,5 @@ def commit_verified(
             "linked_external_id": link.astype(TEXT_DTYPE).to_numpy(),
         }
     )
-    kept = snapshot[~snapshot["externalId"].isin(updated["externalId"])]
+    kept = snapshot[~isin_text(snapshot["externalId"], updated["externalId"])]
     return _conform(pd.concat([kept, _conform(updated)], ignore_index=True))

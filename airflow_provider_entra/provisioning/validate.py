@@ -23,17 +23,21 @@ import pyarrow.compute as pc
 from airflow_provider_entra.provisioning._hr import (
     CONTROL_CHARS_RE2,
     QUARANTINE_COLUMNS,
+    TEXT_DTYPE,
     HrSchemaError,
     Reasons,
     canonical_status,
     clean_frame,
     concat_quarantine,
     has_control_chars,
+    isin_text,
+    matches,
     parse_boolean,
     parse_dates,
     quarantine_frame,
     text_length,
     to_arrow,
+    without_rows,
 )
 from airflow_provider_entra.provisioning.normalise import HrSchema
 
@@ -135,35 +139,33 @@ def validate_hr(
 
     clean = clean_frame(df)
     wid_col = schema.worker_id
-    collapsed, clean = _collapse_exact_duplicates(clean, wid_col)
+    collapsed, clean, repeated = _collapse_exact_duplicates(clean, wid_col)
     wid = clean[wid_col]
     reasons = Reasons(clean.index)
 
     for col in required:
         reasons.add(clean[col].isna(), f"{col}: missing")
-    reasons.add(
-        wid.str.contains(r"\s", regex=True).fillna(False).astype(bool), f"{wid_col}: contains whitespace"
-    )
+    reasons.add(matches(wid, r"\s"), f"{wid_col}: contains whitespace")
     _add_length_checks(clean, reasons, schema, max_lengths)
     _add_control_char_checks(clean, reasons)
 
     if schema.status in clean.columns:
         status = clean[schema.status]
         _, unknown = canonical_status(status, schema.status_values)
-        reasons.add(unknown, f"{schema.status}: unknown value '" + status.fillna("") + "'")
+        reasons.add_values(unknown, f"{schema.status}: unknown value '", status, "'")
     for col in schema.boolean_columns:
         if col in clean.columns:
             _, bad = parse_boolean(clean[col])
-            reasons.add(bad, f"{col}: cannot read '" + clean[col].fillna("") + "' as true/false")
+            reasons.add_values(bad, f"{col}: cannot read '", clean[col], "' as true/false")
     for col in schema.date_columns:
         if col in clean.columns:
-            _, bad = parse_dates(clean[col], "+00:00", schema.date_format)
-            reasons.add(bad, f"{col}: cannot parse '" + clean[col].fillna("") + "' as a date")
+            _, bad = parse_dates(clean[col], "+00:00", schema.date_format, output=False)
+            reasons.add_values(bad, f"{col}: cannot parse '", clean[col], "' as a date")
     if schema.manager_id in clean.columns:
         own = clean[schema.manager_id].notna() & (clean[schema.manager_id] == wid)
         reasons.add(own.fillna(False).astype(bool), f"{schema.manager_id}: the worker is their own manager")
 
-    reasons_dup = _conflicting_duplicates(clean, wid_col)
+    reasons_dup = _conflicting_duplicates(repeated, wid_col)
     if len(reasons_dup):
         mask = pd.Series(False, index=clean.index)
         mask[reasons_dup.index] = True
@@ -171,22 +173,27 @@ def validate_hr(
 
     why = reasons.result()
     rejected = quarantine_frame(why.index, wid[why.index], STAGE, why)
-    valid = clean.drop(index=why.index)
+    valid = without_rows(clean, why.index)
     warnings = _unknown_managers(valid, schema, known_ids)
     return ValidationResult(valid=valid, rejected=rejected, warnings=warnings, collapsed=collapsed)
 
 
-def _collapse_exact_duplicates(clean: pd.DataFrame, wid_col: str) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Drop rows identical (after cleaning) to an earlier row with the same WorkerID."""
+def _collapse_exact_duplicates(
+    clean: pd.DataFrame, wid_col: str
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Drop rows identical (after cleaning) to an earlier row with the same WorkerID.
+
+    :return: the collapsed rows, the remaining frame, and the remaining rows whose WorkerID was repeated.
+    """
     empty = pd.DataFrame({"row": pd.Series([], dtype="int64"), "externalId": [], "kept_row": []})
-    candidates = clean[clean[wid_col].notna() & clean[wid_col].duplicated(keep=False)]
+    candidates = clean[(clean[wid_col].notna() & clean[wid_col].duplicated(keep=False)).to_numpy()]
     if candidates.empty:
-        return empty, clean
+        return empty, clean, candidates
     group = candidates.groupby(list(candidates.columns), dropna=False, sort=False).ngroup()
     first_label = pd.Series(candidates.index, index=candidates.index).groupby(group).transform("first")
     dropped = candidates.index[group.duplicated(keep="first").to_numpy()]
     if len(dropped) == 0:
-        return empty, clean
+        return empty, clean, candidates
     collapsed = pd.DataFrame(
         {
             "row": dropped,
@@ -194,13 +201,12 @@ def _collapse_exact_duplicates(clean: pd.DataFrame, wid_col: str) -> tuple[pd.Da
             "kept_row": first_label[dropped].to_numpy(),
         }
     )
-    return collapsed, clean.drop(index=dropped)
+    return collapsed, without_rows(clean, dropped), without_rows(candidates, dropped)
 
 
-def _conflicting_duplicates(clean: pd.DataFrame, wid_col: str) -> pd.Series:
+def _conflicting_duplicates(repeated: pd.DataFrame, wid_col: str) -> pd.Series:
     """Reason per row for WorkerIDs that appear in several rows with different values."""
-    wid = clean[wid_col]
-    dup = clean[wid.notna() & wid.duplicated(keep=False)]
+    dup = repeated[repeated[wid_col].duplicated(keep=False).to_numpy()]
     if dup.empty:
         return pd.Series([], dtype=object)
     differing = dup.groupby(wid_col, sort=False).nunique(dropna=False)
@@ -236,7 +242,7 @@ def _add_length_checks(
     for col, limit in limits.items():
         if col in clean.columns:
             length = text_length(clean[col])
-            reasons.add(length > limit, f"{col}: longer than {limit} characters (" + length.astype(str) + ")")
+            reasons.add_values(length > limit, f"{col}: longer than {limit} characters (", length, ")")
 
 
 def _add_control_char_checks(clean: pd.DataFrame, reasons: Reasons) -> None:
@@ -258,11 +264,15 @@ def _unknown_managers(
     if schema.manager_id not in valid.columns or valid.empty:
         return quarantine_frame(stage=STAGE)
     manager = valid[schema.manager_id]
-    known = pd.Index(valid[schema.worker_id].dropna().to_numpy())
+    # Hash the (few) distinct managers, then probe with the (many) ids: cheaper than the other way round.
+    managers = pd.Series(manager.dropna().unique(), dtype=TEXT_DTYPE)
+    found = valid[schema.worker_id][isin_text(valid[schema.worker_id], managers)]
     if known_ids is not None:
-        extra = known_ids.to_numpy() if isinstance(known_ids, (pd.Series, pd.Index)) else list(known_ids)
-        known = known.append(pd.Index(pd.Series(extra, dtype=object).dropna().astype(str).to_numpy()))
-    unresolved = manager.notna() & ~manager.isin(known)
+        known = known_ids if isinstance(known_ids, (pd.Series, pd.Index)) else pd.Series(list(known_ids))
+        known = pd.Series(known, copy=False) if isinstance(known, pd.Index) else known
+        found = pd.concat([found, known[isin_text(known, managers)].astype(TEXT_DTYPE)])
+    unknown = managers[~isin_text(managers, found)]
+    unresolved = pd.Series(isin_text(manager, unknown), index=manager.index)
     if not unresolved.any():
         return quarantine_frame(stage=STAGE)
     rows = valid.index[unresolved.to_numpy()]

@@ -92,6 +92,29 @@ def test_text_is_trimmed_nfc_and_empty_becomes_missing() -> None:
 
 
 @pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("Oslo", "Oslo"),
+        ("Oslo\x1f", "Oslo"),
+        ("\tOslo", "Oslo"),
+        ("Zoë", "Zoë"),
+        ("\u2003Zoë", "Zoë"),
+        ("Zoë\u00a0", "Zoë"),
+        ("Zoë\u3000", "Zoë"),
+        ("Zoë\u0085", "Zoë"),
+        (unicodedata.normalize("NFD", "José"), "José"),
+        ("\u2126", "\u03a9"),  # OHM SIGN -> GREEK CAPITAL OMEGA under NFC
+        ("NA", "NA"),
+    ],
+)
+def test_every_column_is_trimmed_and_nfc(raw: str, expected: str) -> None:
+    # One clean value beside the raw one, and a sliced frame, so the no-copy fast path is exercised too.
+    frame = hr(City=["Paris", raw, "Rome"]).iloc[1:]
+    out = normalise_hr(frame, upn_domain=DOMAIN).frame
+    assert out["City"].tolist() == [expected, "Rome"]
+
+
+@pytest.mark.parametrize(
     ("raw", "canonical"),
     [
         ("Active", "Active"),
@@ -210,6 +233,17 @@ def test_collisions_get_suffixes_in_worker_id_order_whatever_the_row_order() -> 
     assert upns(normalise_hr(shuffled, upn_domain=DOMAIN).frame) == expected
 
 
+def test_active_workers_are_served_before_inactive_ones() -> None:
+    # Worker 1 left before ever being provisioned; the joiner 2 should not carry a suffix because of them.
+    frame = hr(
+        WorkerID=["1", "2"], WorkerStatus=["Inactive", "Active"], FirstName=["Ann"] * 2, LastName=["Lee"] * 2
+    )
+    assert upns(normalise_hr(frame, upn_domain=DOMAIN).frame) == {
+        "1": "ann.lee2@contoso.com",
+        "2": "ann.lee@contoso.com",
+    }
+
+
 def test_existing_workers_keep_their_snapshot_upn() -> None:
     # Ann married: her name changed, her UPN must not.
     frame = hr(WorkerID=["1"], FirstName=["Ann"], LastName=["Smith"])
@@ -247,6 +281,13 @@ def test_a_name_with_digits_does_not_steal_a_suffixed_upn() -> None:
     out = assign_upns(ids, bases, DOMAIN)
     assert out.is_unique
     assert out.tolist() == ["ann.lee@contoso.com", "ann.lee3@contoso.com", "ann.lee2@contoso.com"]
+
+
+def test_a_long_run_of_taken_suffixes_is_skipped() -> None:
+    existing = pd.Series({str(100 + i): f"ann.lee{i if i > 1 else ''}@contoso.com" for i in range(1, 31)})
+    frame = hr(WorkerID=["1", "2"], FirstName=["Ann", "Ann"], LastName=["Lee", "Lee"])
+    out = upns(normalise_hr(frame, upn_domain=DOMAIN, existing_upns=existing).frame)
+    assert out == {"1": "ann.lee31@contoso.com", "2": "ann.lee32@contoso.com"}
 
 
 def test_upns_are_unique_across_feed_and_snapshot() -> None:
