@@ -344,7 +344,7 @@ class EntraProvisioningLogTrigger(BaseTrigger):
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
-            f"{self.__class__.__module__}.{self.__class__.__qualname__}",
+            f"{self.__class__.__module__}.{self.__class__.__name__}",
             {
                 "entra_conn_id": self.entra_conn_id,
                 "external_ids_path": self.external_ids_path,

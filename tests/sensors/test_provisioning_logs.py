@@ -227,8 +227,8 @@ def test_timeout_reports_unresolved_records_as_missing(entra_env, tmp_path):
         task_id="verify",
         upload_summary=summary,
         deferrable=False,
-        poke_interval=0.5,
-        timeout=1.5,
+        poke_interval=1.0,
+        timeout=0.5,  # two polls: the logs API allows 5 requests per 10 s
         max_failures=None,
         report_dir=str(tmp_path / "lenient"),
     )
@@ -241,8 +241,8 @@ def test_timeout_reports_unresolved_records_as_missing(entra_env, tmp_path):
         task_id="verify",
         upload_summary=summary,
         deferrable=False,
-        poke_interval=0.5,
-        timeout=1.5,
+        poke_interval=1.0,
+        timeout=0.5,  # two polls: the logs API allows 5 requests per 10 s
         report_dir=str(tmp_path / "strict"),
     )
     with pytest.raises(AirflowException, match=r"30 have no log entry \(verification timed out\)"):
