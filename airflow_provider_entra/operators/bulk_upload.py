@@ -51,6 +51,7 @@ from airflow.sdk.exceptions import AirflowException
 
 from airflow_provider_entra._constants import (
     BULK_REQUEST_SCHEMA,
+    CORE_USER_SCHEMA,
     ENTERPRISE_USER_SCHEMA,
     MAX_OPERATIONS_PER_REQUEST,
 )
@@ -101,6 +102,9 @@ DRY_RUN_SUMMARY_NAME = "dry-run-summary.json"
 MAX_REQUEST_IDS_IN_SUMMARY = 200
 REQUEST_IDS_KEPT_AT_EACH_END = 10
 InputKind = Literal["auto", "hr", "mapped"]
+#: Prefix of SCIM extension namespaces (RFC 7643 section 3.3); keys of a User record that start with it
+#: are extension attributes blocks.
+EXTENSION_SCHEMA_PREFIX = "urn:ietf:params:scim:schemas:extension:"
 
 
 # --- pure helpers -----------------------------------------------------------------------------------------
@@ -186,6 +190,16 @@ def _bulk_request(operations: list[dict[str, Any]]) -> dict[str, Any]:
     return {"schemas": [BULK_REQUEST_SCHEMA], "Operations": operations, "failOnErrors": None}
 
 
+def _with_schemas(record: Mapping[str, Any]) -> dict[str, Any]:
+    """A SCIM User record with ``schemas``: core and enterprise, plus each extension namespace it uses."""
+    if record.get("schemas"):
+        return dict(record)
+    extensions = [
+        key for key in record if key.startswith(EXTENSION_SCHEMA_PREFIX) and key != ENTERPRISE_USER_SCHEMA
+    ]
+    return {"schemas": [CORE_USER_SCHEMA, ENTERPRISE_USER_SCHEMA, *extensions], **record}
+
+
 def _identity_mapping(frame: pd.DataFrame) -> AttributeMapping:
     """A mapping that sends each SCIM-path column of an already mapped frame as it is."""
     attributes: dict[str, Any] = {}
@@ -258,7 +272,8 @@ class EntraBulkUploadOperator(BaseOperator):
     * an already mapped file (the ``.frame`` of ``map_records``, saved to Parquet): detected by its
       ``record_hash`` column or its ``externalId``/``userName``/``active`` columns (or
       ``input_kind="mapped"``); ``mapping`` is then optional;
-    * ``payloads``: SCIM BulkRequests (sent as they are) or SCIM User records (packed into requests).
+    * ``payloads``: SCIM BulkRequests (sent as they are) or SCIM User records (packed into requests;
+      ``schemas`` is filled in when a record has none).
 
     With ``managers_first`` the records are uploaded in stages by management depth (CEO first), so each
     manager reference resolves in this run; management cycles and self-managers are set aside with a reason.
@@ -494,7 +509,12 @@ class EntraBulkUploadOperator(BaseOperator):
                 chunk = stage_items[start : start + self.max_operations]
                 ids = [str(item["externalId"]).strip() for item in chunk]
                 operations = [
-                    {"method": "POST", "bulkId": f"{prefix}{ext}", "path": "/Users", "data": item}
+                    {
+                        "method": "POST",
+                        "bulkId": f"{prefix}{ext}",
+                        "path": "/Users",
+                        "data": _with_schemas(item),
+                    }
                     for ext, item in zip(ids, chunk, strict=True)
                 ]
                 payload = _bulk_request(operations)

@@ -1,0 +1,299 @@
+"""EntraBulkUploadOperator against the emulator: pacing, managers first, resume after SIGKILL, inputs."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from airflow.models.xcom import XComModel
+from airflow.sdk import ObjectStoragePath
+from airflow.sdk.exceptions import AirflowException
+from airflow.utils.session import create_session
+from airflow.utils.state import TaskInstanceState
+
+from airflow_provider_entra._staging import read_jsonl
+from airflow_provider_entra.operators.bulk_upload import (
+    EXTERNAL_IDS_NAME,
+    MANIFEST_NAME,
+    REJECTED_NAME,
+    EntraBulkUploadOperator,
+    format_progress,
+)
+from airflow_provider_entra.scim import AttributeMapping, map_records
+
+MAPPING = {
+    "externalId": "WorkerID",
+    "userName": "UserID",
+    "active": {"expr": 'WorkerStatus == "Active"'},
+    "displayName": "FullName",
+    "name": {"givenName": "FirstName", "familyName": "LastName"},
+    "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {
+        "department": "Department",
+        "manager": {"value": "ManagerID"},
+    },
+}
+CHILD = Path(__file__).with_name("_upload_child.py")
+
+
+def hr_frame(n: int) -> pd.DataFrame:
+    """Synthetic HR rows in CSV2SCIM layout: a 10-ary management tree under worker 1000 (CEO)."""
+    return pd.DataFrame(
+        {
+            "WorkerID": [str(1000 + i) for i in range(n)],
+            "WorkerStatus": ["Active"] * n,
+            "UserID": [f"user{i}@contoso.com" for i in range(n)],
+            "FirstName": [f"First{i}" for i in range(n)],
+            "LastName": [f"Last{i}" for i in range(n)],
+            "FullName": [f"First{i} Last{i}" for i in range(n)],
+            "Department": ["Sales"] * n,
+            "ManagerID": [""] + [str(1000 + (i - 1) // 10) for i in range(1, n)],
+        }
+    )
+
+
+def stage(tmp_path: Path, frame: pd.DataFrame, name: str = "hr.parquet") -> Path:
+    folder = tmp_path / "run"
+    folder.mkdir(exist_ok=True)
+    path = folder / name
+    if name.endswith(".csv"):
+        frame.to_csv(path, index=False)
+    else:
+        frame.to_parquet(path)
+    return path
+
+
+def upload(path: Path | str, run_id: str = "manual__test", **kwargs) -> dict:
+    operator = EntraBulkUploadOperator(task_id="upload", input_path=str(path), **kwargs)
+    return operator.execute({"run_id": run_id})
+
+
+def bulk_uploads(emulator) -> int:
+    """bulkUpload requests the emulator accepted (202)."""
+    return emulator.stats()["status"].get("bulkUpload:202", 0)
+
+
+# --- acceptance: dag.test() ---------------------------------------------------------------------------------
+
+
+def test_5000_records_with_default_limits_no_429_every_record_provisioned(airflow_db, entra_env, tmp_path):
+    from airflow.dag_processing.dagbag import DagBag
+
+    emulator = entra_env
+    records = 5000
+    path = stage(tmp_path, hr_frame(records))
+    folder = Path(os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
+    dag = DagBag(dag_folder=str(folder / "entra_test_upload.py")).get_dag("entra_test_upload")
+
+    started = time.monotonic()
+    dag_run = dag.test(run_conf={"input_path": str(path), "mapping": MAPPING})
+    elapsed = time.monotonic() - started
+
+    states = {ti.task_id: ti.state for ti in dag_run.get_task_instances()}
+    assert states == {"preflight": TaskInstanceState.SUCCESS, "upload": TaskInstanceState.SUCCESS}
+    with create_session() as session:
+        row = session.scalars(
+            XComModel.get_many(
+                run_id=dag_run.run_id, dag_ids=dag.dag_id, task_ids="upload", key="return_value"
+            )
+        ).one()
+        summary = XComModel.deserialize_value(row)
+    requests = 1 + 1 + 2 + 20 + 78  # per stage: ceil(stage size / 50)
+    assert summary["records"] == records
+    assert summary["requests"] == requests and summary["sent_requests"] == requests
+    assert summary["stages"] == [1, 10, 100, 1000, 3889]
+    assert summary["request_ids_total"] == requests and len(summary["request_ids"]) == requests
+    assert len(json.dumps(summary)) < 10_000  # small XCom: no records in it
+
+    stats = emulator.stats()
+    assert stats["throttled_total"] == 0, stats["throttled"]
+    assert stats["status"].get("bulkUpload:429", 0) == 0
+    assert bulk_uploads(emulator) == requests
+    emulator.process()
+    users = emulator.users()
+    assert len(users) == records
+    assert {u["employeeId"] for u in users} == {str(1000 + i) for i in range(records)}
+    # Managers first: every manager reference resolved in this one run.
+    assert sum(1 for u in users if u["managerEmployeeId"]) == records - 1
+    print(f"\n5,000 records: {requests} requests, 0 x 429, dag.test {elapsed:.1f} s")
+
+
+# --- resume after SIGKILL -----------------------------------------------------------------------------------
+
+
+def test_killed_upload_resumes_and_resends_at_most_one_request(entra_env, tmp_path):
+    emulator = entra_env
+    records = 3000
+    path = stage(tmp_path, hr_frame(records))
+    mapping_path = tmp_path / "mapping.json"
+    mapping_path.write_text(json.dumps(MAPPING))
+    manifest = path.parent / MANIFEST_NAME
+    command = [sys.executable, str(CHILD), str(path), str(mapping_path), "manual__killed"]
+
+    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    kill_after = 45  # of 1+1+2+20+38 = 62 requests: past the first burst, while paced at 8 calls/s
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and child.poll() is None:
+        if manifest.exists() and len(manifest.read_text().splitlines()) >= kill_after:
+            child.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.01)
+    assert child.wait(30) == -signal.SIGKILL, "the upload finished before it could be killed"
+    receipts_before = len(read_jsonl(manifest))
+    assert kill_after <= receipts_before < 62
+
+    retry = subprocess.run(command, capture_output=True, text=True, timeout=180, check=True)
+    summary = json.loads(retry.stdout.strip().splitlines()[-1])
+
+    assert summary["requests"] == 62
+    assert summary["resumed_requests"] == receipts_before
+    assert summary["sent_requests"] == 62 - receipts_before
+    accepted = bulk_uploads(emulator)
+    assert summary["requests"] <= accepted <= summary["requests"] + 1
+    lines = read_jsonl(manifest)
+    assert sorted(line["seq"] for line in lines) == list(range(62))  # each request recorded once
+    emulator.process()
+    assert len(emulator.users()) == records
+    print(
+        f"\nkilled after {receipts_before} receipts; emulator accepted {accepted} bulkUploads for 62 requests"
+    )
+
+
+def test_retried_task_with_a_complete_manifest_sends_nothing(entra_env, tmp_path):
+    path = stage(tmp_path, hr_frame(120))
+    first = upload(path, mapping=MAPPING)
+    again = upload(path, mapping=MAPPING)
+    # Stages of 1, 10, 100 and 9 records: 1 + 1 + 2 + 1 requests.
+    assert first["sent_requests"] == 5 and again["sent_requests"] == 0 and again["resumed_requests"] == 5
+    assert again["request_ids"] == first["request_ids"]
+    assert again["first_submit"] == first["first_submit"]
+    assert bulk_uploads(entra_env) == 5
+    # Another run (another run id, so other bulkIds) is a new upload, not a resume.
+    other = upload(path, run_id="manual__other", mapping=MAPPING)
+    assert other["sent_requests"] == 5 and other["resumed_requests"] == 0
+
+
+# --- inputs -------------------------------------------------------------------------------------------
+
+
+def test_bad_rows_are_set_aside_with_reasons_and_the_rest_proceed(entra_env, tmp_path):
+    frame = hr_frame(30)
+    frame.loc[5, "UserID"] = ""  # no userName
+    frame.loc[7, "ManagerID"] = "1007"  # names itself
+    frame.loc[[8, 9], "ManagerID"] = ["1009", "1008"]  # a management cycle
+    path = stage(tmp_path, frame)
+
+    summary = upload(path, mapping=MAPPING)
+
+    assert summary["rejected"] == 4 and summary["records"] == 26
+    rejected = pd.read_parquet(path.parent / REJECTED_NAME).set_index("externalId")
+    assert "userName" in rejected.loc["1005", "reason"] and "UserID" in rejected.loc["1005", "reason"]
+    assert rejected.loc["1007", "reason"].startswith("self-manager")
+    assert "management cycle" in rejected.loc["1008", "reason"]
+    entra_env.process()
+    provisioned = {u["employeeId"] for u in entra_env.users()}
+    assert len(provisioned) == 26 and not provisioned & {"1005", "1007", "1008", "1009"}
+    sent = pd.read_parquet(path.parent / EXTERNAL_IDS_NAME)
+    assert set(sent["externalId"]) == provisioned
+
+
+def test_mapped_frame_is_detected_and_needs_no_mapping(entra_env, tmp_path):
+    mapped = map_records(hr_frame(60), AttributeMapping(MAPPING))
+    path = stage(tmp_path, mapped.frame, "mapped.parquet")
+    summary = upload(path)
+    assert summary["records"] == 60 and summary["stages"] == [1, 10, 49]
+    entra_env.process()
+    users = entra_env.users()
+    assert len(users) == 60 and sum(1 for u in users if u["managerEmployeeId"]) == 59
+
+
+def test_mapped_frame_gives_the_same_requests_as_the_hr_file(tmp_path):
+    hr_path = stage(tmp_path, hr_frame(60))
+    mapped_path = stage(
+        tmp_path, map_records(hr_frame(60), AttributeMapping(MAPPING)).frame, "mapped.parquet"
+    )
+    from_hr = EntraBulkUploadOperator(task_id="u", input_path=str(hr_path), mapping=MAPPING).plan(
+        {"run_id": "r"}
+    )
+    from_mapped = EntraBulkUploadOperator(task_id="u", input_path=str(mapped_path)).plan({"run_id": "r"})
+    assert [r.payload for r in from_hr.requests] == [r.payload for r in from_mapped.requests]
+
+
+def test_hr_csv_without_mapping_is_refused_with_what_to_do(tmp_path):
+    path = stage(tmp_path, hr_frame(3), "hr.csv")
+    with pytest.raises(AirflowException, match="HR-layout file .* pass mapping"):
+        upload(path)
+
+
+def test_payload_records_from_xcom_are_packed_managers_first(entra_env, tmp_path):
+    ceo = {"externalId": "1", "userName": "ceo@contoso.com", "active": True, "displayName": "CEO"}
+    report = {
+        "externalId": "2",
+        "userName": "vp@contoso.com",
+        "active": True,
+        "displayName": "VP",
+        "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {"manager": {"value": "1"}},
+    }
+    summary = EntraBulkUploadOperator(
+        task_id="upload", payloads=json.dumps([report, ceo]), output_dir=str(tmp_path)
+    ).execute({"run_id": "manual__payloads"})
+    assert summary["requests"] == 2 and summary["stages"] == [1, 1]
+    manifest = read_jsonl(tmp_path / MANIFEST_NAME)
+    assert [line["external_ids"] for line in manifest] == [["1"], ["2"]]  # CEO first
+    entra_env.process()
+    by_id = {u["employeeId"]: u for u in entra_env.users()}
+    assert by_id["2"]["managerEmployeeId"] == "1"
+
+
+def test_payloads_need_an_output_dir():
+    operator = EntraBulkUploadOperator(task_id="upload", payloads=[{"externalId": "1"}])
+    with pytest.raises(AirflowException, match="output_dir is required"):
+        operator.execute({"run_id": "r"})
+
+
+def test_object_storage_paths_work_end_to_end(entra_env):
+    """Input and outputs in an fsspec store (memory://) rather than on a local disk."""
+    folder = ObjectStoragePath("memory://entra-tests/run-1")
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "hr.parquet").write_bytes(hr_frame(40).to_parquet())
+    summary = upload(folder / "hr.parquet", mapping=MAPPING)
+    assert summary["manifest_path"] == "memory://entra-tests/run-1/upload-manifest.jsonl"
+    assert len(read_jsonl(summary["manifest_path"])) == summary["requests"] == 3  # stages 1, 10, 29
+    entra_env.process()
+    assert len(entra_env.users()) == 40
+
+
+# --- dry run and progress -----------------------------------------------------------------------------
+
+
+def test_dry_run_writes_requests_and_summary_and_sends_nothing(entra_env, tmp_path):
+    path = stage(tmp_path, hr_frame(75))
+    summary = upload(path, mapping=MAPPING, dry_run="true")
+    assert summary["dry_run"] is True and summary["sent_requests"] == 0 and summary["requests"] == 4
+    written = read_jsonl(path.parent / "dry-run-requests.jsonl")
+    assert [len(r["Operations"]) for r in written] == [1, 10, 50, 14]  # stages of 1, 10 and 64
+    assert json.loads((path.parent / "dry-run-summary.json").read_text())["records"] == 75
+    assert not (path.parent / MANIFEST_NAME).exists()
+    assert entra_env.stats()["calls"].get("bulkUpload", 0) == 0
+
+
+def test_progress_line_format():
+    assert format_progress(412, 2000, 7.9, 240) == "412/2,000 records (20%), 7.9 calls/s, ETA 4m"
+    assert format_progress(0, 10, None, None) == "0/10 records (0%)"
+    assert format_progress(10, 10, 8.0, 0) == "10/10 records (100%), 8.0 calls/s, ETA 0s"
+
+
+def test_progress_is_logged_while_uploading(entra_env, tmp_path, capsys):
+    path = stage(tmp_path, hr_frame(600))
+    EntraBulkUploadOperator(
+        task_id="upload", input_path=str(path), mapping=MAPPING, progress_every=5
+    ).execute({"run_id": "manual__progress"})
+    lines = [line for line in capsys.readouterr().out.splitlines() if " records (" in line]
+    assert len(lines) >= 3
+    assert "600/600 records (100%)" in lines[-1] and "calls/s" in lines[-1]
