@@ -223,3 +223,43 @@ def test_classification_covers_every_feed_record() -> None:
     hr = people([("1", "Active", "Sales"), ("2", "Inactive", "Sales")])
     plan = plan_delta(mapped(hr), empty_snapshot())
     assert plan.classification.to_dict() == {"1": "joiner", "2": "skipped_inactive_new"}
+
+
+def test_with_the_scim_mapping_layer_only_changed_attributes_make_movers() -> None:
+    from airflow_provider_entra.scim.mapping import AttributeMapping
+    from airflow_provider_entra.scim.records import map_records
+
+    mapping = AttributeMapping.from_dict(
+        {
+            "externalId": "WorkerID",
+            "userName": "UserPrincipalName",
+            "active": {"expr": 'WorkerStatus == "Active"'},
+            "displayName": "FullName",
+            "name.givenName": "FirstName",
+            "name.familyName": "LastName",
+            "title": "JobTitle",
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department": "Department",
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value": "ManagerID",
+        }
+    )
+    raw = read_hr_csv(SAMPLE / "Sample1-employeeData.csv")
+
+    def run(export: pd.DataFrame, snapshot: pd.DataFrame):
+        valid = validate_hr(export, known_ids=snapshot["externalId"]).valid
+        existing = snapshot.set_index("externalId")["UserPrincipalName"]
+        hr = normalise_hr(valid, upn_domain="contoso.com", existing_upns=existing).frame
+        return plan_delta(map_records(hr, mapping).frame, snapshot)
+
+    first = run(raw, empty_snapshot())
+    assert first.counts["joiner"] == len(first.frame) > 100
+    snapshot = commit_all(empty_snapshot(), first)
+    assert run(raw, snapshot).to_send_count == 0
+
+    # A column the mapping does not use changes for everybody: still nothing to send.
+    assert run(raw.assign(Custom01="changed"), snapshot).to_send_count == 0
+    # One mapped attribute of one active worker changes: exactly one mover.
+    active_id = snapshot["externalId"].iloc[0]
+    moved = raw.copy()
+    moved.loc[moved["WorkerID"] == active_id, "JobTitle"] = "Chief Cartographer"
+    plan = run(moved, snapshot)
+    assert plan.frame[["externalId", "change"]].values.tolist() == [[active_id, "mover"]]
