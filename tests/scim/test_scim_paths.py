@@ -115,3 +115,12 @@ def test_bad_paths_are_named_in_the_error(written: str, message: str) -> None:
     if written:
         assert caught.value.path == written
         assert repr(written) in str(caught.value)
+
+
+@pytest.mark.parametrize("module", ["paths", "expressions", "mapping", "records"])
+def test_docstring_examples(module: str) -> None:
+    import doctest
+    import importlib
+
+    results = doctest.testmod(importlib.import_module(f"airflow_provider_entra.scim.{module}"))
+    assert results.attempted > 0 and results.failed == 0
