@@ -221,7 +221,8 @@ class _Cycle:
     cycle_id: str
     cycle_exts: set[str]
     known_before: dict[str, bool]
-    deferred: list[tuple[str, str, str, str, float]] = field(default_factory=list)
+    # (user id, externalId, changeId, manager externalId) to resolve after the cycle's records
+    deferred: list[tuple[str, str, str, str]] = field(default_factory=list)
     rows: list[tuple] = field(default_factory=list)
     touched: dict[str, dict] = field(default_factory=dict)
     counts: Counter = field(default_factory=Counter)
@@ -740,7 +741,7 @@ class Emulator:
         self._index(user)
         cycle.touched[new_id] = user
         if entry.get("deferred_manager"):
-            cycle.deferred.append((new_id, entry["ext"], entry["change_id"], entry["deferred_manager"], now))
+            cycle.deferred.append((new_id, entry["ext"], entry["change_id"], entry["deferred_manager"]))
         mods = [(k, None, show(v)) for k, v in sorted(target.items(), key=lambda kv: order_key(kv[0]))]
         mods += [("IsSoftDeleted", None, "False"), ("passwordProfile.password", None, "[Redacted]")]
         details = {k.replace(".", ""): v for k, _, v in mods} | {"ReportableIdentifier": entry["ext"]}
@@ -795,9 +796,7 @@ class Emulator:
             self._stage_delete(entry, user)
             return
         if entry.get("deferred_manager"):
-            cycle.deferred.append(
-                (user["id"], entry["ext"], entry["change_id"], entry["deferred_manager"], 0.0)
-            )
+            cycle.deferred.append((user["id"], entry["ext"], entry["change_id"], entry["deferred_manager"]))
         if job.job_id not in user.get("_jobs", []):
             user.setdefault("_jobs", []).append(job.job_id)
             cycle.touched[user["id"]] = user
@@ -939,7 +938,7 @@ class Emulator:
 
     def _second_pass(self, cycle: _Cycle) -> None:
         """Entries for managers created in this cycle: an ``update`` with the same changeId."""
-        for user_id, ext, change_id, manager_ext, _ in cycle.deferred:
+        for user_id, ext, change_id, manager_ext in cycle.deferred:
             user = self.users.get(user_id)
             manager_id = self.by_emp.get(manager_ext)
             if user is None or manager_id is None or not self._known_to_job(cycle.job, manager_ext):

@@ -49,7 +49,8 @@ _ORDER_INDEX = {name: i for i, name in enumerate(TARGET_ORDER)}
 DATETIME_TARGETS = {"employeeHireDate", "employeeLeaveDateTime"}
 _ISO_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})$")
 _UPN = re.compile(r"^[A-Za-z0-9'_\-!#^~+&]+(\.[A-Za-z0-9'_\-!#^~+&]+)*@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
-UPN_MAX_LENGTH = 113
+UPN_MAX_LENGTH = 113  # Entra: the whole UPN
+UPN_PREFIX_MAX_LENGTH = 64  # Entra: the part before "@"
 
 _CORE_SIMPLE = {
     "displayName": "displayName",
@@ -91,11 +92,9 @@ def _typed(items: Any, wanted: str) -> dict | None:
 
 
 def valid_upn(upn: str) -> bool:
-    return (
-        len(upn) <= UPN_MAX_LENGTH + 256
-        and len(upn.split("@")[0]) <= UPN_MAX_LENGTH
-        and bool(_UPN.match(upn))
-    )
+    """Whether Entra would accept ``upn`` as a userPrincipalName (characters and lengths)."""
+    prefix = upn.split("@")[0]
+    return len(upn) <= UPN_MAX_LENGTH and len(prefix) <= UPN_PREFIX_MAX_LENGTH and bool(_UPN.match(upn))
 
 
 def map_record(

@@ -393,9 +393,10 @@ def create_app(emulator: Emulator, identity: Identity, *, base_url: str, info: d
         )
 
     # ------------------------------------------------------------------------------------------------ graph
-    def _auth(request: Request, roles: set[str], job: Job | None = None) -> dict[str, Any]:
+    def _claims(request: Request) -> dict[str, Any]:
+        """The caller's token claims, or 401 as Graph answers it."""
         try:
-            claims = identity.verify(request.headers.get("authorization"))
+            return identity.verify(request.headers.get("authorization"))
         except TokenError as exc:
             raise GraphError(
                 401,
@@ -408,8 +409,10 @@ def create_app(emulator: Emulator, identity: Identity, *, base_url: str, info: d
                     )
                 },
             ) from exc
-        held = set(claims.get("roles") or [])
-        granted = held & roles
+
+    def _require(claims: dict[str, Any], roles: set[str], job: Job | None = None) -> None:
+        """403 unless the token holds one of ``roles`` (an ``.OwnedBy`` role only for the app's own job)."""
+        granted = set(claims.get("roles") or []) & roles
         ok = any(r not in _OWNED_BY for r in granted) or (
             bool(granted) and job is not None and claims.get("oid") == job.service_principal_id
         )
@@ -420,7 +423,18 @@ def create_app(emulator: Emulator, identity: Identity, *, base_url: str, info: d
                 "Insufficient privileges to complete the operation. The application needs one of these "
                 f"application permissions: {', '.join(sorted(roles))}.",
             )
+
+    def _auth(request: Request, roles: set[str]) -> dict[str, Any]:
+        claims = _claims(request)
+        _require(claims, roles)
         return claims
+
+    def _authorized_job(request: Request, sp: str, job_id: str, roles: set[str]) -> Job:
+        """Token first (401), then the job (404), then the role (403), as Graph's gateway orders them."""
+        claims = _claims(request)
+        job = _job(sp, job_id)
+        _require(claims, roles, job)
+        return job
 
     def _job(sp: str, job_id: str) -> Job:
         with emulator.lock:
@@ -444,8 +458,7 @@ def create_app(emulator: Emulator, identity: Identity, *, base_url: str, info: d
         )
 
     async def bulk_upload(ver: str, sp: str, job_id: str, request: Request) -> Response:
-        job = _job(sp, job_id)
-        _auth(request, UPLOAD_ROLES, job)
+        job = _authorized_job(request, sp, job_id, UPLOAD_ROLES)
         wait = emulator.take_upload_call()
         if wait:
             if emulator.daily_exhausted():
@@ -492,8 +505,7 @@ def create_app(emulator: Emulator, identity: Identity, *, base_url: str, info: d
         return Response(status_code=202, headers={**ids, "Location": location})
 
     def get_job(ver: str, sp: str, job_id: str, request: Request) -> JSONResponse:
-        job = _job(sp, job_id)
-        _auth(request, JOB_READ_ROLES, job)
+        job = _authorized_job(request, sp, job_id, JOB_READ_ROLES)
         body = {
             "@odata.context": (
                 f"{_base(request)}/{ver}/$metadata#servicePrincipals('{sp}')/synchronization/jobs/$entity"
@@ -503,11 +515,12 @@ def create_app(emulator: Emulator, identity: Identity, *, base_url: str, info: d
         return JSONResponse(body, headers=graph_ids(request))
 
     def list_jobs(ver: str, sp: str, request: Request) -> JSONResponse:
+        claims = _claims(request)
         with emulator.lock:
             jobs = [j for j in emulator.jobs.values() if j.service_principal_id == sp]
         if not jobs:
             raise GraphError(404, "Request_ResourceNotFound", f"Resource '{sp}' does not exist.")
-        _auth(request, JOB_READ_ROLES, jobs[0])
+        _require(claims, JOB_READ_ROLES, jobs[0])
         return JSONResponse(
             {
                 "@odata.context": (
@@ -519,20 +532,17 @@ def create_app(emulator: Emulator, identity: Identity, *, base_url: str, info: d
         )
 
     def start_job(ver: str, sp: str, job_id: str, request: Request) -> Response:
-        job = _job(sp, job_id)
-        _auth(request, JOB_CONTROL_ROLES, job)
+        job = _authorized_job(request, sp, job_id, JOB_CONTROL_ROLES)
         emulator.start_job(job)
         return Response(status_code=204, headers=graph_ids(request))
 
     def pause_job(ver: str, sp: str, job_id: str, request: Request) -> Response:
-        job = _job(sp, job_id)
-        _auth(request, JOB_CONTROL_ROLES, job)
+        job = _authorized_job(request, sp, job_id, JOB_CONTROL_ROLES)
         emulator.pause_job(job)
         return Response(status_code=204, headers=graph_ids(request))
 
     async def restart_job(ver: str, sp: str, job_id: str, request: Request) -> Response:
-        job = _job(sp, job_id)
-        _auth(request, JOB_CONTROL_ROLES, job)
+        job = _authorized_job(request, sp, job_id, JOB_CONTROL_ROLES)
         raw = await request.body()
         scopes: set[str] = set()
         if raw.strip():

@@ -212,3 +212,9 @@ def test_payload_over_the_size_cap_is_413(graph: Graph) -> None:
     response = graph.upload(bulk(*[user(str(i)) for i in range(10)]))
     assert response.status_code == 413
     assert response.json()["error"]["code"] == "RequestEntityTooLarge"
+
+
+def test_token_is_checked_before_the_job_exists(graph: Graph) -> None:
+    graph.app = {**graph.app, "job_id": "API2AAD.0000.unknown"}
+    response = graph.upload(bulk(user("1")), headers={"Authorization": "Bearer nope"})
+    assert response.status_code == 401
