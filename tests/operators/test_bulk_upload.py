@@ -225,6 +225,20 @@ def test_mapped_frame_gives_the_same_requests_as_the_hr_file(tmp_path):
     assert [r.payload for r in from_hr.requests] == [r.payload for r in from_mapped.requests]
 
 
+def test_managers_already_provisioned_need_no_earlier_stage(tmp_path):
+    path = stage(tmp_path, hr_frame(11), "hr.csv")  # the CEO and ten reports
+    known = tmp_path / "known.csv"
+    pd.DataFrame({"externalId": ["1000"]}).to_csv(known, index=False)
+
+    def stages(**kwargs) -> list[int]:
+        operator = EntraBulkUploadOperator(task_id="u", input_path=str(path), mapping=MAPPING, **kwargs)
+        return operator.plan({"run_id": "r"}).stage_sizes
+
+    assert stages() == [1, 10]
+    assert stages(known_manager_ids_path=str(known)) == [11]  # the CEO exists: one stage, fewer requests
+    assert stages(managers_first=False) == [11]
+
+
 def test_hr_csv_without_mapping_is_refused_with_what_to_do(tmp_path):
     path = stage(tmp_path, hr_frame(3), "hr.csv")
     with pytest.raises(AirflowException, match="HR-layout file .* pass mapping"):

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from airflow.models.serialized_dag import SerializedDagModel
 from airflow.models.trigger import Trigger
 from airflow.models.xcom import XComModel
 from airflow.sdk.exceptions import AirflowException, AirflowSkipException
@@ -145,6 +146,13 @@ def test_deferred_verification_reports_every_record(airflow_db, slow_processing,
     expected_link = EntraHook().portal_logs_url()
     assert xcom(dag_run, "upload", link_key) == expected_link
     assert xcom(dag_run, "verify", link_key) == expected_link
+    # ...and the API server, which only has the serialized DAG, resolves the button to it.
+    serialized = SerializedDagModel.get_dag(dag.dag_id)
+    for task_id in ("upload", "verify"):
+        task = serialized.get_task(task_id)
+        assert task.extra_links == [EntraProvisioningLogsLink.name]
+        ti = dag_run.get_task_instance(task_id)
+        assert task.get_extra_links(ti, EntraProvisioningLogsLink.name) == expected_link
 
 
 def test_failures_over_threshold_fail_the_task_and_name_them(airflow_db, entra_env, tmp_path):
