@@ -11,13 +11,14 @@ budget unit) before each re-send, and hands the previous slot back when its resp
 from __future__ import annotations
 
 import random
+import ssl
 import time
 from collections.abc import Callable
 from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
-from urllib3.exceptions import MaxRetryError, ResponseError
+from urllib3.exceptions import MaxRetryError, ResponseError, SSLError
 from urllib3.util.retry import Retry
 
 from airflow_provider_entra._constants import RETRYABLE_STATUS_CODES
@@ -80,6 +81,12 @@ class GraphRetry(Retry):
         kw.setdefault("last_request", self.last_request)
         return super().new(**kw)
 
+    def _is_read_error(self, err: Exception) -> bool:
+        # A connection the server drops while a large body is still being sent surfaces as a TLS EOF, not
+        # as a protocol error; urllib3 counts it as "other" and would not retry it. Certificate errors stay
+        # fatal.
+        return super()._is_read_error(err) or _is_dropped_tls(err)
+
     def get_backoff_time(self) -> float:
         errors = 0
         for entry in reversed(self.history):
@@ -127,6 +134,12 @@ class GraphRetry(Retry):
             time.sleep(self._planned_wait)
         if self.before_resend is not None and self.last_request is not None:
             self.before_resend(*self.last_request)
+
+
+def _is_dropped_tls(err: Exception) -> bool:
+    """Whether ``err`` is a TLS connection closed by the peer (EOF), as opposed to a TLS failure."""
+    cause = err.args[0] if isinstance(err, SSLError) and err.args else None
+    return isinstance(cause, (ssl.SSLEOFError, ssl.SSLZeroReturnError))
 
 
 def build_session(
