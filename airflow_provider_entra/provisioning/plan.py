@@ -211,17 +211,22 @@ def plan_delta(
 
 
 def _disable_records(missing: pd.DataFrame, mapped: pd.DataFrame, username_column: str) -> pd.DataFrame:
-    """Minimal ``active: false`` records for active accounts absent from the feed."""
-    records = pd.DataFrame(
-        {
-            "externalId": missing["externalId"].astype(TEXT_DTYPE).to_numpy(),
-            "record_hash": missing["record_hash"].astype(TEXT_DTYPE).to_numpy(),
-            "active": np.zeros(len(missing), dtype=bool),
-            username_column: missing["UserPrincipalName"].astype(TEXT_DTYPE).to_numpy(),
-        }
+    """Minimal ``active: false`` records for active accounts absent from the feed.
+
+    Every other mapped column is present and empty, with the mapped column's dtype, so that appending these
+    rows keeps the plan's dtypes (no fall back to ``object``).
+    """
+    n = len(missing)
+    records = {col: mapped[col].iloc[:0].reindex(pd.RangeIndex(n)) for col in mapped.columns}
+    records["externalId"] = pd.Series(missing["externalId"].astype(TEXT_DTYPE).to_numpy(), dtype=TEXT_DTYPE)
+    records["record_hash"] = pd.Series(missing["record_hash"].astype(TEXT_DTYPE).to_numpy(), dtype=TEXT_DTYPE)
+    records["active"] = pd.Series(np.zeros(n, dtype=bool)).astype(mapped["active"].dtype)
+    records[username_column] = pd.Series(
+        missing["UserPrincipalName"].astype(TEXT_DTYPE).to_numpy(), dtype=TEXT_DTYPE
     )
-    if "linked_external_id" in missing.columns and "linked_external_id" in mapped.columns:
-        records["linked_external_id"] = missing["linked_external_id"].astype(TEXT_DTYPE).to_numpy()
-    records["change"] = MISSING_DISABLE
-    columns = list(dict.fromkeys([*mapped.columns, *records.columns]))
-    return records.reindex(columns=columns)
+    if "linked_external_id" in mapped.columns:
+        records["linked_external_id"] = pd.Series(
+            missing["linked_external_id"].astype(TEXT_DTYPE).to_numpy(), dtype=TEXT_DTYPE
+        )
+    records["change"] = pd.Series([MISSING_DISABLE] * n, dtype=TEXT_DTYPE)
+    return pd.DataFrame(records)

@@ -263,3 +263,11 @@ def test_with_the_scim_mapping_layer_only_changed_attributes_make_movers() -> No
     moved.loc[moved["WorkerID"] == active_id, "JobTitle"] = "Chief Cartographer"
     plan = run(moved, snapshot)
     assert plan.frame[["externalId", "change"]].values.tolist() == [[active_id, "mover"]]
+    # The worker leaves the export: a disable with the mapped frame's dtypes (nothing falls back to object).
+    gone = run(raw[raw["WorkerID"] != active_id], snapshot)
+    assert gone.frame[["externalId", "change", "userName"]].values.tolist() == [
+        [active_id, "missing_disable", snapshot.set_index("externalId").at[active_id, "UserPrincipalName"]]
+    ]
+    mapped_dtypes = plan.frame.dtypes.drop("change")
+    assert gone.frame.dtypes.drop("change").to_dict() == mapped_dtypes.to_dict()
+    assert str(gone.frame["active"].dtype) == "boolean" and not gone.frame["active"].iloc[0]
