@@ -221,9 +221,22 @@ def _identity_mapping(frame: pd.DataFrame) -> AttributeMapping:
     return AttributeMapping(attributes)
 
 
+def _given(value: Any) -> Any:
+    """``None`` for an absent templated value: ``None``, blank text, or ``"None"`` (how Jinja renders a
+    ``None`` param when the DAG does not render native objects)."""
+    if value is None or (isinstance(value, str) and value.strip() in ("", "None")):
+        return None
+    return value
+
+
 def _load_mapping(mapping: str | os.PathLike[str] | Mapping[str, Any] | AttributeMapping) -> AttributeMapping:
     if isinstance(mapping, AttributeMapping):
         return mapping
+    if isinstance(mapping, str) and mapping.lstrip().startswith("{"):  # a dict rendered as text
+        try:
+            mapping = json.loads(mapping)
+        except ValueError:
+            mapping = ast.literal_eval(mapping.strip())
     if isinstance(mapping, Mapping):
         return AttributeMapping.from_dict(mapping)
     source = to_path(mapping)
@@ -367,14 +380,14 @@ class EntraBulkUploadOperator(BaseOperator):
         return bool(value)
 
     def _output_dir(self) -> ObjectStoragePath:
-        if self.output_dir:
-            return to_path(self.output_dir)
-        if self.input_path:
-            return to_path(self.input_path).parent
+        if _given(self.output_dir) is not None:
+            return to_path(self.output_dir)  # type: ignore[arg-type]
+        if _given(self.input_path) is not None:
+            return to_path(self.input_path).parent  # type: ignore[arg-type]
         raise AirflowException("output_dir is required when the input is a list of payloads")
 
     def _prefix(self, context: Context | Mapping[str, Any]) -> str:
-        if self.bulk_id_prefix is not None:
+        if self.bulk_id_prefix is not None and self.bulk_id_prefix != "None":  # "" is a valid prefix
             return str(self.bulk_id_prefix)
         run_id = str(context.get("run_id") or "")
         if not run_id:
@@ -382,7 +395,7 @@ class EntraBulkUploadOperator(BaseOperator):
         return hashlib.sha256(run_id.encode("utf-8")).hexdigest()[:10] + "-"
 
     def _known_ids(self) -> list[str] | None:
-        if not self.known_manager_ids_path:
+        if _given(self.known_manager_ids_path) is None:
             return None
         frame = read_frame(self.known_manager_ids_path)
         column = "externalId" if "externalId" in frame.columns else frame.columns[0]
@@ -395,25 +408,30 @@ class EntraBulkUploadOperator(BaseOperator):
 
         :param context: the task context (its ``run_id`` derives the default ``bulk_id_prefix``).
         """
-        if (self.input_path is None) == (self.payloads is None):
+        input_path, payloads, mapping_spec = (
+            _given(self.input_path),
+            _given(self.payloads),
+            _given(self.mapping),
+        )
+        if (input_path is None) == (payloads is None):
             raise AirflowException("give exactly one of input_path and payloads")
         prefix = self._prefix(context)
-        if self.payloads is not None:
-            return self._plan_payloads(_parse_payloads(self.payloads), prefix)
-        frame = read_frame(self.input_path)  # type: ignore[arg-type]
+        if payloads is not None:
+            return self._plan_payloads(_parse_payloads(payloads), prefix)
+        frame = read_frame(input_path)
         kind = self.input_kind
         if kind == "auto":
             kind = "mapped" if _is_mapped_frame(frame) else "hr"
         if kind == "mapped":
-            mapping = _load_mapping(self.mapping) if self.mapping is not None else _identity_mapping(frame)
+            mapping = _load_mapping(mapping_spec) if mapping_spec is not None else _identity_mapping(frame)
             records = MappedRecords.from_frame(frame, mapping)
         else:
-            if self.mapping is None:
+            if mapping_spec is None:
                 raise AirflowException(
                     f"{self.input_path} is an HR-layout file (no externalId/userName/active columns): "
                     "pass mapping"
                 )
-            records = map_records(frame, _load_mapping(self.mapping))
+            records = map_records(frame, _load_mapping(mapping_spec))
         self.log.info(
             "Read %d rows from %s (%s layout): %d records to send, %d rejected, %d duplicates collapsed",
             len(frame),

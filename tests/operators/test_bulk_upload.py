@@ -239,6 +239,18 @@ def test_managers_already_provisioned_need_no_earlier_stage(tmp_path):
     assert stages(managers_first=False) == [11]
 
 
+def test_values_rendered_as_text_are_understood(tmp_path):
+    """Without render_template_as_native_obj a dict param renders as text and a None param as "None"."""
+    path = stage(tmp_path, hr_frame(11))
+    operator = EntraBulkUploadOperator(
+        task_id="u", input_path=str(path), mapping=str(MAPPING), output_dir="None", dry_run="True"
+    )
+    assert operator.plan({"run_id": "r"}).stage_sizes == [1, 10]
+    summary = operator.execute({"run_id": "r"})
+    assert summary["dry_run"] is True
+    assert summary["manifest_path"] == f"file://{path.parent}/{MANIFEST_NAME}"
+
+
 def test_hr_csv_without_mapping_is_refused_with_what_to_do(tmp_path):
     path = stage(tmp_path, hr_frame(3), "hr.csv")
     with pytest.raises(AirflowException, match="HR-layout file .* pass mapping"):
