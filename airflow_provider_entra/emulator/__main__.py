@@ -169,8 +169,9 @@ def _pick_socket(host: str, port: int) -> socket.socket:
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
     tmp = path.with_name(path.name + ".tmp")
+    # Readable by other local users/containers (umask): it holds the emulated tenant's client credentials,
+    # which the Airflow containers of docker-compose read; the emulator's own signing keys stay owner-only.
     tmp.write_text(json.dumps(data, indent=2))
-    os.chmod(tmp, 0o600)
     tmp.replace(path)
 
 

@@ -44,13 +44,21 @@ def _write_private(path: Path, data: bytes) -> None:
     os.chmod(path, 0o600)
 
 
-def _load_or_create_key(path: Path) -> rsa.RSAPrivateKey:
+def _load_or_create_key(path: Path, *, shared: bool = False) -> rsa.RSAPrivateKey:
+    """Load a key, or create it.
+
+    :param shared: a client credential other containers mount and read (the client certificate's key):
+        written with the process umask instead of owner-only.
+    """
     if path.exists():
         key = serialization.load_pem_private_key(path.read_bytes(), password=None)
         assert isinstance(key, rsa.RSAPrivateKey)
         return key
     key = _new_key()
-    _write_private(path, _key_pem(key))
+    if shared:
+        path.write_bytes(_key_pem(key))
+    else:
+        _write_private(path, _key_pem(key))
     return key
 
 
@@ -174,7 +182,7 @@ def ensure_pki(data_dir: Path, hosts: list[str]) -> Pki:
     # Client certificate for certificate credentials (self-signed, as Entra app certificates usually are).
     client_cert_path = data_dir / "client-cert.pem"
     client_key_path = data_dir / "client-key.pem"
-    client_key = _load_or_create_key(client_key_path)
+    client_key = _load_or_create_key(client_key_path, shared=True)
     if client_cert_path.exists():
         client_cert = x509.load_pem_x509_certificate(client_cert_path.read_bytes())
     else:
