@@ -20,6 +20,7 @@ import ast
 import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -346,8 +347,9 @@ class EntraProvisioningLogSensor(BaseSensorOperator):
             "missing": missing,
             "warnings": counts[STATUS_WARNING],
             "to_resend": len(records_to_resend(outcomes)),
-            "report_html": str(paths.html),
-            "report_csv": str(paths.csv),
+            # URLs like the upload's paths (file:///... on a local disk), whatever write_report returned
+            "report_html": str(report_dir / Path(str(paths.html)).name),
+            "report_csv": str(report_dir / Path(str(paths.csv)).name),
             "outcomes_path": str(outcomes_path),
             "log_requests": collector.log_requests if collector else 0,
             "log_polls": collector.polls if collector else 0,

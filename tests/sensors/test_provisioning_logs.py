@@ -21,6 +21,7 @@ from airflow.utils.session import create_session
 from airflow.utils.state import TaskInstanceState
 from sqlalchemy import select
 
+from airflow_provider_entra._staging import read_frame, to_path
 from airflow_provider_entra.hooks.entra import EntraHook
 from airflow_provider_entra.links import EntraProvisioningLogsLink
 from airflow_provider_entra.operators.bulk_upload import EntraBulkUploadOperator
@@ -129,9 +130,10 @@ def test_deferred_verification_reports_every_record(airflow_db, slow_processing,
     assert len(report) == records
     assert set(report["external_id"]) == {str(1000 + i) for i in range(records)}
     assert set(report["status"]) == {"success"}
-    outcomes = pd.read_parquet(result["outcomes_path"].removeprefix("file://"))
+    outcomes = read_frame(result["outcomes_path"])
     assert outcomes["action"].eq("create").all()
-    html = Path(result["report_html"]).read_text()
+    assert result["report_html"] == f"file://{path.parent}/report.html"
+    html = to_path(result["report_html"]).read_text()
     assert "1499" in html  # a record of the last stage is listed
 
     # Log API budget: never one query per user; per poll at most the pages of the window plus the last one.
@@ -171,7 +173,7 @@ def test_failures_over_threshold_fail_the_task_and_name_them(airflow_db, entra_e
     failed = report[report["status"] == "failure"]
     assert set(failed["external_id"]) == {"1040", "1080"}
     assert set(failed["error_code"]) == {"AzureActiveDirectoryInvalidUserPrincipalName"}
-    assert "AzureActiveDirectoryInvalidUserPrincipalName" in Path(result["report_html"]).read_text()
+    assert "AzureActiveDirectoryInvalidUserPrincipalName" in to_path(result["report_html"]).read_text()
 
 
 def test_failure_message_names_reasons_and_records(entra_env, tmp_path):
