@@ -88,7 +88,7 @@ class _Bool(_Node):
         return pa.array(np.full(n, self.value))
 
 
-_FUNCTIONS = {
+_FUNCTIONS: dict[str, tuple[Callable[[pa.Array], pa.Array], Callable[[str], str]]] = {
     "lower": (pc.utf8_lower, str.lower),
     "upper": (pc.utf8_upper, str.upper),
     "trim": (pc.utf8_trim_whitespace, str.strip),

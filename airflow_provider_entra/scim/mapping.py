@@ -479,8 +479,8 @@ class AttributeMapping:
         entries: dict[tuple[str, str, str | None], list[str]] = {}
         for spec in specs.values():
             if spec.path.multi_valued:
-                key = (spec.path.schema, spec.path.attribute, spec.path.type_filter)
-                entries.setdefault(key, []).append(spec.path.sub_attribute or "")
+                entry = (spec.path.schema, spec.path.attribute, spec.path.type_filter)
+                entries.setdefault(entry, []).append(spec.path.sub_attribute or "")
         for (_, attribute, type_filter), subs in entries.items():
             if set(subs) == {"primary"}:
                 where = f'{attribute}[type eq "{type_filter}"]' if type_filter is not None else attribute

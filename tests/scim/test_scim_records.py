@@ -343,6 +343,7 @@ def test_output_does_not_depend_on_chunking(monkeypatch: pytest.MonkeyPatch) -> 
             "Phone": np.where(np.arange(n) < 150, "+47", rng.choice(["", "+1"], n)),
             "Manager": np.where(np.arange(n) % 3 == 0, "", "1"),
             "Hired": np.where(np.arange(n) % 7 == 0, "", "2020-01-01"),
+            "Email": np.where(np.arange(n) % 5 == 0, "", "a@contoso.com"),
         }
     )
     mapping = AttributeMapping(
@@ -352,6 +353,8 @@ def test_output_does_not_depend_on_chunking(monkeypatch: pytest.MonkeyPatch) -> 
             "addresses": [{"type": "work", "locality": "City"}],
             "phoneNumbers": [{"type": "work", "value": "Phone"}, {"type": "mobile", "value": "Phone"}],
             "ims.value": "Phone",
+            "emails": [{"type": "work", "value": "Email", "primary": True}],
+            "name.familyName": {"join": ["First", "City"], "sep": "-"},
             ENTERPRISE: {"manager": {"value": "Manager"}},
             CONTOSO: {"Hired": {"column": "Hired", "type": "datetime"}},
         }
