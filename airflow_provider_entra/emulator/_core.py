@@ -188,7 +188,10 @@ class Job:
     status: str = JOB_STATUS_ACTIVE
     quarantine: dict[str, Any] | None = None
     delete_threshold: int = DEFAULT_DELETE_THRESHOLD
-    custom_attributes: dict[str, str] = field(default_factory=dict)
+    custom_attributes: dict[str, str] = field(default_factory=dict)  # mapped: source path -> Entra attribute
+    declared_attributes: list[str] = field(
+        default_factory=list
+    )  # custom attributes the API directory declares
     last_execution: dict[str, Any] | None = None
     last_successful_execution: dict[str, Any] | None = None
     held: list[dict[str, Any]] = field(default_factory=list)
@@ -1219,6 +1222,7 @@ class Emulator:
                 job.last_successful_execution = None
                 job.delete_threshold = DEFAULT_DELETE_THRESHOLD
                 job.custom_attributes = {}
+                job.declared_attributes = []
             self.store.clear(keep_keys=["apps", "jobs", "upload_seq", "meta"])
             self.stats.reset()
             self.save_registry()

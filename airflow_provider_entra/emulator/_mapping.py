@@ -73,6 +73,26 @@ _ADDRESS = {
 }
 
 
+def default_mappings() -> list[tuple[str, str]]:
+    """The default mappings as (source attribute path, Entra attribute), as the schema API lists them."""
+    out = [
+        ("externalId", "employeeId"),
+        ("userName", "userPrincipalName"),
+        ("userName", "mailNickname"),
+        ("active", "accountEnabled"),
+        ("name.givenName", "givenName"),
+        ("name.familyName", "surname"),
+        ('emails[type eq "work"].value', "mail"),
+        ('phoneNumbers[type eq "work"].value', "telephoneNumber"),
+        ('phoneNumbers[type eq "mobile"].value', "mobile"),
+    ]
+    out += list(_CORE_SIMPLE.items())
+    out += [(f'addresses[type eq "work"].{src}', dst) for src, dst in _ADDRESS.items()]
+    out += [(f"{ENTERPRISE_USER_SCHEMA}:{src}", dst) for src, dst in _ENTERPRISE_SIMPLE.items()]
+    out.append((f"{ENTERPRISE_USER_SCHEMA}:manager", "manager"))
+    return out
+
+
 def order_key(name: str) -> tuple[int, str]:
     return (_ORDER_INDEX.get(name, len(_ORDER_INDEX)), name)
 

@@ -53,6 +53,7 @@ from airflow_provider_entra.emulator._protocol import (
     ROLE_UPLOAD_OWNED,
     UPLOAD_ROLES,
 )
+from airflow_provider_entra.emulator._schema import SchemaError, build_schema, read_schema
 from airflow_provider_entra.emulator._validation import (
     BulkValidationError,
     check_content_type,
@@ -504,6 +505,24 @@ def create_app(emulator: Emulator, identity: Identity, *, base_url: str, info: d
         )
         return Response(status_code=202, headers={**ids, "Location": location})
 
+    def get_schema(ver: str, sp: str, job_id: str, request: Request) -> JSONResponse:
+        job = _authorized_job(request, sp, job_id, JOB_READ_ROLES)
+        with emulator.lock:
+            schema = build_schema(job.job_id, list(job.declared_attributes), dict(job.custom_attributes))
+        return JSONResponse(schema, headers=graph_ids(request))
+
+    async def put_schema(ver: str, sp: str, job_id: str, request: Request) -> Response:
+        job = _authorized_job(request, sp, job_id, JOB_CONTROL_ROLES)
+        try:
+            declared, mapped = read_schema(json.loads(await request.body()))
+        except (ValueError, SchemaError) as exc:
+            raise GraphError(400, "BadRequest", f"Invalid synchronization schema: {exc}") from exc
+        with emulator.lock:
+            job.declared_attributes = declared
+            job.custom_attributes = mapped
+            emulator.save_registry()
+        return Response(status_code=204, headers=graph_ids(request))
+
     def get_job(ver: str, sp: str, job_id: str, request: Request) -> JSONResponse:
         job = _authorized_job(request, sp, job_id, JOB_READ_ROLES)
         body = {
@@ -647,6 +666,12 @@ def create_app(emulator: Emulator, identity: Identity, *, base_url: str, info: d
         api.add_api_route(
             f"{jobs_path}/{{job_id}}/restart", _wrap(restart_job, ver, ["sp", "job_id"]), methods=["POST"]
         )
+        api.add_api_route(
+            f"{jobs_path}/{{job_id}}/schema", _wrap(get_schema, ver, ["sp", "job_id"]), methods=["GET"]
+        )
+        api.add_api_route(
+            f"{jobs_path}/{{job_id}}/schema", _wrap(put_schema, ver, ["sp", "job_id"]), methods=["PUT"]
+        )
         api.add_api_route(f"{jobs_path}/{{job_id}}", _wrap(get_job, ver, ["sp", "job_id"]), methods=["GET"])
         api.add_api_route(jobs_path, _wrap(list_jobs, ver, ["sp"]), methods=["GET"])
         api.add_api_route(
@@ -727,6 +752,7 @@ def create_app(emulator: Emulator, identity: Identity, *, base_url: str, info: d
                     "app": j.app_name,
                     "servicePrincipalId": j.service_principal_id,
                     "customAttributes": dict(j.custom_attributes),
+                    "declaredAttributes": list(j.declared_attributes),
                     "held": len(j.held),
                 }
                 for j in emulator.jobs.values()

@@ -435,3 +435,51 @@ def test_job_control_errors(graph: Graph) -> None:
     assert "Everything" in response.json()["error"]["message"]
     graph.app = {**graph.app, "service_principal_id": "00000000-0000-0000-0000-000000000000"}
     assert graph.request("GET", graph.job_url).status_code == 404
+
+
+def test_schema_api_declares_and_maps_custom_attributes(graph: Graph) -> None:
+    schema_url = f"{graph.job_url}/schema"
+    schema = graph.request("GET", schema_url).json()
+    (api_directory,) = [d for d in schema["directories"] if d["name"] == "API"]
+    attributes = api_directory["objects"][0]["attributes"]
+    assert "externalId" in {a["name"] for a in attributes}
+    mappings = schema["synchronizationRules"][0]["objectMappings"][0]["attributeMappings"]
+    assert {"name": "externalId", "target": "employeeId"} in [
+        {"name": m["source"]["name"], "target": m["targetAttributeName"]} for m in mappings
+    ]
+
+    # Declared only: still flows nowhere.
+    attributes.append({"name": f"{CUSTOM}:CostCode", "type": "String"})
+    assert graph.request("PUT", schema_url, json=schema).status_code == 204
+    _send(graph, _custom_user("9800", CostCode="X1"))
+    assert "extension_costCode" not in _directory(graph.emu)["9800"]
+
+    # Declared and mapped: flows.
+    mappings.append(
+        {
+            "source": {
+                "name": f"{CUSTOM}:CostCode",
+                "type": "Attribute",
+                "expression": f"[{CUSTOM}:CostCode]",
+            },
+            "targetAttributeName": "extension_costCode",
+        }
+    )
+    assert graph.request("PUT", schema_url, json=schema).status_code == 204
+    _send(graph, _custom_user("9800", CostCode="X2"))
+    assert _directory(graph.emu)["9800"]["extension_costCode"] == "X2"
+    again = graph.request("GET", schema_url).json()
+    again_mappings = again["synchronizationRules"][0]["objectMappings"][0]["attributeMappings"]
+    assert any(m["targetAttributeName"] == "extension_costCode" for m in again_mappings)
+
+
+def test_schema_mapping_of_an_undeclared_attribute_is_400(graph: Graph) -> None:
+    schema_url = f"{graph.job_url}/schema"
+    schema = graph.request("GET", schema_url).json()
+    schema["synchronizationRules"][0]["objectMappings"][0]["attributeMappings"].append(
+        {"source": {"name": f"{CUSTOM}:Nope", "type": "Attribute"}, "targetAttributeName": "department"}
+    )
+    response = graph.request("PUT", schema_url, json=schema)
+    assert response.status_code == 400
+    assert f"{CUSTOM}:Nope" in response.json()["error"]["message"]
+    assert graph.request("PUT", schema_url, json={"no": "directories"}).status_code == 400
