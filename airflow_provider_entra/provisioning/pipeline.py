@@ -115,6 +115,8 @@ DEFAULT_STAGING_FOLDER = "entra-staging"
 #: Rows of a quarantine file: the input row (0-based data row of the export), its WorkerID, the step that
 #: set it aside (validate, normalise, mapping) and why.
 QUARANTINE_FILE_COLUMNS = QUARANTINE_COLUMNS
+#: Column of the derived admin rows naming the person an admin account belongs to.
+LINK_COLUMN = "LinkedWorkerID"
 _UNSAFE_RUN_ID = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -616,8 +618,20 @@ def derive_admins(
     if "row" in hr.columns:
         hr = hr.drop(columns="row")
     existing = read_snapshot(admin_snapshot_path)
-    admins = derive_admin_accounts(hr, rule, upn_domain=upn_domain, existing_admins=existing, schema=schema)
-    mapped, rejected, _ = _map_normalised(admins, _load_mapping(mapping_path))
+    admins = derive_admin_accounts(
+        hr, rule, upn_domain=upn_domain, existing_admins=existing, schema=schema, link_column=LINK_COLUMN
+    )
+    records = map_records(admins, _load_mapping(mapping_path))
+    mapped = records.frame
+    # The person behind each admin account, kept in the admin snapshot (linked_external_id).
+    mapped["linked_external_id"] = admins[LINK_COLUMN].to_numpy()[mapped.index.to_numpy(dtype=np.int64)]
+    mapped = mapped.reset_index(drop=True)
+    rejected = quarantine_frame(
+        records.rejected["row"].to_numpy(dtype=np.int64),
+        records.rejected["externalId"],
+        "mapping",
+        records.rejected["reason"],
+    )
     return {
         "people": len(hr),
         "admins": len(admins),
