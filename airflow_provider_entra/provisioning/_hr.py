@@ -396,7 +396,13 @@ def isin_text(s: pd.Series | pd.Index, values: pd.Series | pd.Index | Iterable[A
     right = to_arrow(right_values)
     if len(right) == 0 or len(left) == 0:
         return np.zeros(len(left), dtype=bool)
-    hit = pc.is_in(left, value_set=right.cast(left.type), skip_nulls=True)
+    right = right.cast(left.type)
+    if len(right) > 4 * len(left):
+        # Hash the small side: keep the values that occur in ``s``, then look ``s`` up among those.
+        right = right.filter(pc.fill_null(pc.is_in(right, value_set=left, skip_nulls=True), False))
+        if len(right) == 0:
+            return np.zeros(len(left), dtype=bool)
+    hit = pc.is_in(left, value_set=right, skip_nulls=True)
     return np.asarray(pc.fill_null(hit, False).to_numpy(zero_copy_only=False), dtype=bool)
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.compute as pc
 
 from airflow_provider_entra.provisioning._hr import (
@@ -274,46 +275,70 @@ def assign_upns(
     pending = pending.sort_values(["base", "_later", "_len", "_id"], kind="stable")
 
     # Only taken UPNs with the same stem (prefix without trailing digits) as a pending base can collide.
-    taken = taken[isin_text(_stem(taken), _stem(pending["base"]).unique())]
+    pending_stem = _stem(pending["base"])
+    taken_stem = _stem(taken)
+    relevant = isin_text(taken_stem, pending_stem)
+    taken, taken_stem = taken[relevant], taken_stem[relevant]
 
     # Fast path: a base nobody else in the feed or the snapshot uses is taken as it is.
     candidate = pending["base"] + suffix
     lone = ~pending["base"].duplicated(keep=False).to_numpy() & ~isin_text(candidate, taken)
     upn[pending.index[lone]] = candidate[lone]
     taken = pd.concat([taken, candidate[lone]], ignore_index=True)
+    taken_stem = pd.concat([taken_stem, pending_stem[lone]], ignore_index=True)
     pending = pending[~lone]
     if pending.empty:
         return upn
+    _assign_suffixes(pending, upn, taken, taken_stem, suffix)
+    return upn
 
-    # Collisions: per base, look at a window of numbers (1 = the bare base, then 2, 3, ...), drop the taken
-    # ones and hand the free ones out in WorkerID order. A group the window cannot serve gets a wider window.
-    counter = pd.Series(1, index=pd.Index(pending["base"].unique(), dtype=TEXT_DTYPE), dtype="int64")
-    slack = 8
+
+def _assign_suffixes(
+    pending: pd.DataFrame, upn: pd.Series, taken: pd.Series, taken_stem: pd.Series, suffix: str
+) -> None:
+    """Hand out ``<base>``, ``<base>2``, ... to colliding workers, in ``pending`` order, skipping taken ones.
+
+    Each base looks at a window of numbers big enough for its workers plus every taken UPN and every other
+    pending worker sharing its stem, so one round nearly always serves everybody; a group that still falls
+    short gets a wider window in another round.
+    """
+    stems = _stem(pending["base"])
+    budget = taken_stem.value_counts().add(stems.value_counts(), fill_value=0)
+    start = pd.Series(1, index=pd.Index(pending["base"].unique(), dtype=TEXT_DTYPE), dtype="int64")
+    extra = 1
     while len(pending):
         size = pending.groupby("base", sort=False).size()
-        window = (size + slack).to_numpy()
-        group = pd.Series(np.repeat(size.index.to_numpy(), window), dtype=TEXT_DTYPE)
-        number = group.map(counter).to_numpy() + group.groupby(group, sort=False).cumcount().to_numpy()
+        bases = pd.Series(size.index, dtype=TEXT_DTYPE)
+        first_number = start.reindex(size.index).to_numpy()
+        window = size.to_numpy() + budget.reindex(_stem(bases).to_numpy()).fillna(0).to_numpy(dtype=np.int64)
+        window = window + extra
+        owner = np.repeat(np.arange(len(size)), window)
+        offset = np.arange(len(owner)) - np.repeat(np.cumsum(window) - window, window)
+        number = first_number[owner] + offset
+        group = from_arrow(to_arrow(bases).take(pa.array(owner)), pd.RangeIndex(len(owner)))
         numbered = group + pd.Series(number, dtype="int64").astype(TEXT_DTYPE)
-        cand = group.where(number == 1, numbered) + suffix
+        cand = from_arrow(pc.if_else(pa.array(number == 1), to_arrow(group), to_arrow(numbered)), group.index)
+        cand = cand + suffix
         free = ~isin_text(cand, taken) & ~cand.duplicated().to_numpy()
-        offers = pd.DataFrame({"base": group[free].to_numpy(), "cand": cand[free].to_numpy()})
-        offers["rank"] = offers.groupby("base", sort=False).cumcount()
+        # The r-th free candidate of a base goes to the r-th pending worker of that base.
+        free_rank = pd.Series(free.astype(np.int64)).groupby(owner).cumsum().to_numpy() - 1
+        offers = pd.DataFrame({"owner": owner[free], "rank": free_rank[free], "cand": cand[free].to_numpy()})
         wanted = pd.DataFrame(
             {
-                "base": pending["base"].to_numpy(),
+                "owner": size.index.get_indexer(pending["base"]),
                 "rank": pending.groupby("base", sort=False).cumcount().to_numpy(),
             }
         )
-        got = wanted.merge(offers, on=["base", "rank"], how="left")["cand"]  # keeps wanted's row order
+        got = wanted.merge(offers, on=["owner", "rank"], how="left")["cand"]  # keeps wanted's row order
         served = got.notna().to_numpy()
         upn[pending.index[served]] = got[served].to_numpy()
-        taken = pd.concat([taken, got[served]], ignore_index=True)
-        short = pd.Index(pending["base"][~served].unique(), dtype=TEXT_DTYPE)
-        counter.loc[short] = counter.loc[short].to_numpy() + window[size.index.get_indexer(short)]
+        taken = pd.concat([taken, got[served].astype(TEXT_DTYPE)], ignore_index=True)
+        short = pending["base"][~served].unique()
+        if len(short):
+            pos = size.index.get_indexer(short)
+            start.loc[short] = first_number[pos] + window[pos]
         pending = pending[~served]
-        slack *= 2
-    return upn
+        extra *= 8
 
 
 def _stem(s: pd.Series) -> pd.Series:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import unicodedata
 from pathlib import Path
 
@@ -288,6 +289,40 @@ def test_a_long_run_of_taken_suffixes_is_skipped() -> None:
     frame = hr(WorkerID=["1", "2"], FirstName=["Ann", "Ann"], LastName=["Lee", "Lee"])
     out = upns(normalise_hr(frame, upn_domain=DOMAIN, existing_upns=existing).frame)
     assert out == {"1": "ann.lee31@contoso.com", "2": "ann.lee32@contoso.com"}
+
+
+def _reference_upns(ids, bases, active, existing):
+    """The UPN rules as a plain loop: existing UPNs kept; then per base, in order, the first free number."""
+    taken = {u.lower() for u in existing.values()}
+    out = {i: existing[i] for i in ids if i in existing}
+    order = sorted((i for i in ids if i not in existing), key=lambda i: (bases[i], not active[i], len(i), i))
+    for i in order:
+        n = 1
+        while f"{bases[i]}{n if n > 1 else ''}@contoso.com" in taken:
+            n += 1
+        out[i] = f"{bases[i]}{n if n > 1 else ''}@contoso.com"
+        taken.add(out[i])
+    return out
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_vectorised_upn_assignment_matches_the_plain_rules(seed: int) -> None:
+    rng = random.Random(seed)
+    ids = rng.sample([str(i) for i in range(1, 400)], 120)
+    bases = {i: rng.choice(["ann.lee", "bob.ray", "cy.do", "di.wu", "ed.fox"]) for i in ids}
+    active = {i: rng.random() < 0.7 for i in ids}
+    holders = rng.sample(ids, 30) + [f"x{k}" for k in range(30)]  # some in the feed, some gone from it
+    pool = [f"{base}{n if n > 1 else ''}@contoso.com" for base in set(bases.values()) for n in range(1, 20)]
+    existing = dict(zip(holders, rng.sample(pool, len(holders)), strict=True))
+
+    got = assign_upns(
+        pd.Series(ids, dtype="str"),
+        pd.Series([bases[i] for i in ids], dtype="str"),
+        DOMAIN,
+        pd.Series(existing, dtype="str"),
+        first=pd.Series([active[i] for i in ids]),
+    )
+    assert dict(zip(ids, got, strict=True)) == _reference_upns(ids, bases, active, existing)
 
 
 def test_upns_are_unique_across_feed_and_snapshot() -> None:
