@@ -296,3 +296,33 @@ def test_request_bytes_are_compact_utf8() -> None:
     assert "Zoë Ødegård".encode() in raw and b"\\u00eb" not in raw and b", " not in raw
     counts = Counter(raw.decode())
     assert counts["{"] == counts["}"] and counts["["] == counts["]"]
+
+
+def test_every_column_in_a_custom_namespace_like_microsofts_payload_sample(
+    scim_paths: dict[str, Path], hr_csv: Any, scim2_validate: Any
+) -> None:
+    """CSV2SCIM can also send every CSV column under one namespace (Sample-CSV-2-SCIM-payload.json)."""
+    csv_namespace = "urn:ietf:params:scim:schemas:extension:csv:1.0:User"
+    sample = json.loads((scim_paths["microsoft"] / "Sample-CSV-2-SCIM-payload.json").read_text())
+    df = hr_csv(scim_paths["microsoft"] / "csv-with-2-records.csv")
+    mapping = AttributeMapping(
+        {
+            "externalId": "WorkerID",
+            "userName": "UserID",
+            "active": {"expr": "$_.'WorkerStatus' -eq 'Active'"},
+            csv_namespace: {column: column for column in df.columns},
+        }
+    )
+    [request] = build_bulk_requests(df, mapping).requests
+    first = request["Operations"][0]["data"]
+    theirs = sample["Operations"][0]["data"]
+    assert first["schemas"] == [CORE, ENTERPRISE, csv_namespace]
+    assert set(first[csv_namespace]) == set(df.columns)
+    assert len(set(first[csv_namespace]) & set(theirs[csv_namespace])) >= 18  # most names are Microsoft's
+    assert first[csv_namespace]["HireDate"] == "2013-01-01" and first[csv_namespace]["WorkerID"] == "1222"
+    second = request["Operations"][1]["data"]
+    assert "Custom02" not in second[csv_namespace]  # an empty cell is left out, not sent as ""
+    # unlike Microsoft's sample: path "/Users", bulkIds unique
+    assert [op["path"] for op in request["Operations"]] == ["/Users", "/Users"]
+    assert len({op["bulkId"] for op in request["Operations"]}) == 2
+    scim2_validate(request, mapping)
