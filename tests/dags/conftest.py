@@ -46,13 +46,15 @@ def xcom(dag_run, task_id: str, key: str = "return_value"):
         return XComModel.deserialize_value(row) if row is not None else None
 
 
-def run_folder(dag_run, staging: Path | None = None) -> Path:
-    run_dir = xcom(dag_run, "extract", key="run_dir")
+def run_folder(dag_run, task_id: str = "extract") -> Path:
+    """The run's staging folder, as the task ``task_id`` returned it (``run_dir``)."""
+    run_dir = xcom(dag_run, task_id, key="run_dir")
     return Path(run_dir.removeprefix("file://"))
 
 
-def read_summary(dag_run) -> dict[str, Any]:
-    return json.loads((run_folder(dag_run) / "run-summary.json").read_text())
+def read_summary(dag_run, task_id: str = "extract") -> dict[str, Any]:
+    """The run's ``run-summary.json``."""
+    return json.loads((run_folder(dag_run, task_id) / "run-summary.json").read_text())
 
 
 class DagRuns:
