@@ -226,6 +226,19 @@ def test_poke_mode_dag_verifies_without_deferring(airflow_db, entra_env, tmp_pat
     assert result["outcomes"]["success"] == 80
 
 
+def test_reschedule_mode_resumes_from_the_staged_entries(airflow_db, slow_processing, tmp_path):
+    records = 40
+    path = stage_input(tmp_path, hr_frame(records))
+    dag_run = get_dag("entra_test_verify_reschedule").test(
+        run_conf={"input_path": str(path), "mapping": MAPPING}
+    )
+    assert ti_state(dag_run, "verify") == TaskInstanceState.SUCCESS
+    result = xcom(dag_run, "verify")
+    assert result["outcomes"]["success"] == records
+    # Each reschedule is a new task instance run; the poll counter survived in the state file.
+    assert result["log_polls"] >= 2
+
+
 def test_timeout_reports_unresolved_records_as_missing(entra_env, tmp_path):
     emulator = entra_env
     emulator.configure_job(emulator.info["job_id"], status="Paused")  # accepts uploads, processes nothing
