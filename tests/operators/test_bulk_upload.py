@@ -179,6 +179,21 @@ def test_retried_task_with_a_complete_manifest_sends_nothing(entra_env, tmp_path
     assert other["sent_requests"] == 5 and other["resumed_requests"] == 0
 
 
+def test_a_torn_manifest_line_is_skipped_and_its_request_sent_again(entra_env, tmp_path):
+    """A process killed while writing a manifest line leaves half a line: that request is sent again."""
+    path = stage(tmp_path, hr_frame(120))
+    upload(path, mapping=MAPPING)
+    manifest = path.parent / MANIFEST_NAME
+    lines = manifest.read_text().splitlines()
+    manifest.write_text("\n".join(lines[:-1]) + "\n" + lines[-1][:40])  # the last line cut mid-write
+
+    again = upload(path, mapping=MAPPING)
+
+    assert again["resumed_requests"] == 4 and again["sent_requests"] == 1
+    assert sorted(line["seq"] for line in read_jsonl(manifest)) == [0, 1, 2, 3, 4]
+    assert bulk_uploads(entra_env) == 6
+
+
 # --- inputs -------------------------------------------------------------------------------------------
 
 
