@@ -233,13 +233,7 @@ def entra_hr_provisioning() -> None:
             if not conn_id:
                 raise AirflowFailException("hr_source is sql but sql_conn_id is empty")
             hook = BaseHook.get_connection(conn_id).get_hook()
-            getter = getattr(hook, "get_df", None)
-            frame = (
-                getter(params["sql_query"], df_type="pandas")
-                if getter
-                else hook.get_pandas_df(params["sql_query"])
-            )
-            summary = pipeline.extract_frame(frame, out, source=f"sql connection {conn_id}")
+            summary = pipeline.extract_sql(hook, params["sql_query"], out, source=f"SQL connection {conn_id}")
         else:
             summary = pipeline.extract_csv(_path(params["hr_path"]), out)
         print(f"Read {summary['rows']} HR rows from {summary['source']}")

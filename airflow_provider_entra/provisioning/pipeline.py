@@ -82,6 +82,7 @@ __all__ = [
     "derive_admins",
     "extract_csv",
     "extract_frame",
+    "extract_sql",
     "guard",
     "join",
     "plan",
@@ -313,6 +314,20 @@ def extract_frame(frame: pd.DataFrame, out_path: Any, *, source: str) -> dict[st
     text = _as_text_frame(frame)
     _write_parquet(text, out_path)
     return {"source": source, "rows": len(text), "columns": list(text.columns), "path": str(out_path)}
+
+
+def extract_sql(hook: Any, query: str, out_path: Any, *, source: str | None = None) -> dict[str, Any]:
+    """Stage the result of ``query`` on a SQL hook (any Airflow ``DbApiHook``) like :func:`extract_frame`.
+
+    :param hook: a hook with ``get_df(sql, df_type="pandas")`` (common.sql >= 1.20) or ``get_pandas_df(sql)``.
+    :param query: the query returning one row per employee, with the export's column names.
+    :param out_path: the staged Parquet file.
+    :param source: shown in the summary (default: the hook's class name).
+    :return: ``{"source", "rows", "columns", "path"}``.
+    """
+    get_df = getattr(hook, "get_df", None)
+    frame = get_df(query, df_type="pandas") if get_df is not None else hook.get_pandas_df(query)
+    return extract_frame(frame, out_path, source=source or f"SQL via {type(hook).__name__}")
 
 
 # --- transform --------------------------------------------------------------------------------------------
