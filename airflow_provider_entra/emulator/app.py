@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import hashlib
+import inspect
 import json
 import math
 import time
@@ -812,8 +813,6 @@ def create_app(emulator: Emulator, identity: Identity, *, base_url: str, info: d
 
 def _wrap(fn: Any, version: str, names: list[str]) -> Any:
     """Bind the API version into a route handler, keeping FastAPI's signature-based parameter parsing."""
-    import inspect
-
     params = [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, annotation=str) for n in names]
     params.append(inspect.Parameter("request", inspect.Parameter.KEYWORD_ONLY, annotation=Request))
     if asyncio.iscoroutinefunction(fn):
