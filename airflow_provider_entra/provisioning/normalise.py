@@ -190,10 +190,15 @@ def fold_for_upn(s: pd.Series) -> pd.Series:
     ``æ`` -> ``ae``, ``ß`` -> ``ss``, ``ł`` -> ``l``, ``đ`` -> ``d``, ...), lower case, then everything
     except ``a-z 0-9 . ' - _`` removed (spaces too). Missing stays missing.
     """
-    arr = pc.utf8_lower(pc.utf8_normalize(to_arrow(s), "NFKD"))
-    arr = pc.replace_substring_regex(arr, r"\p{M}+", "")
-    for letter, spelled in _FOLD_LETTERS.items():
-        arr = pc.replace_substring(arr, letter, spelled)
+    arr = pc.utf8_lower(to_arrow(s))
+    wide = pc.fill_null(pc.invert(pc.string_is_ascii(arr)), False)
+    if pc.any(wide).as_py():  # only values with non-ASCII letters need the Unicode work
+        sub = pc.replace_substring_regex(pc.utf8_normalize(arr.filter(wide), "NFKD"), r"\p{M}+", "")
+        sub = pc.utf8_lower(sub)
+        for letter, spelled in _FOLD_LETTERS.items():
+            if pc.any(pc.match_substring(sub, letter)).as_py():
+                sub = pc.replace_substring(sub, letter, spelled)
+        arr = pc.replace_with_mask(arr, wide, sub)
     arr = pc.replace_substring_regex(arr, r"[^a-z0-9.'_-]+", "")
     return from_arrow(arr, s.index)
 
@@ -210,8 +215,10 @@ def _join_upn_base(first: pd.Series, last: pd.Series, worker_id: pd.Series) -> p
     arr = pc.utf8_rtrim(arr, ".")
     base = from_arrow(arr, first.index)
     # Names that fold to nothing (for example written only in a non-Latin script) fall back to the id.
-    fallback = "u" + fold_for_upn(worker_id).fillna("")
-    return base.where(base != "", fallback)
+    empty = (base == "").to_numpy()
+    if empty.any():
+        base[empty] = "u" + fold_for_upn(worker_id[empty]).fillna("")
+    return base
 
 
 def assign_upns(
@@ -303,15 +310,18 @@ def _assign_suffixes(
     short gets a wider window in another round.
     """
     stems = _stem(pending["base"])
+    # Per stem: every taken UPN and every pending worker that could claim a number in a base's window.
     budget = taken_stem.value_counts().add(stems.value_counts(), fill_value=0)
+    # Different stems never produce the same candidate; only bases sharing a stem (``ann.lee``, ``ann.lee2``)
+    # can offer each other's candidates, and only then are duplicates looked for.
+    shared_stems = bool(_stem(pd.Series(pending["base"].unique(), dtype=TEXT_DTYPE)).duplicated().any())
     start = pd.Series(1, index=pd.Index(pending["base"].unique(), dtype=TEXT_DTYPE), dtype="int64")
     extra = 1
     while len(pending):
         size = pending.groupby("base", sort=False).size()
         bases = pd.Series(size.index, dtype=TEXT_DTYPE)
         first_number = start.reindex(size.index).to_numpy()
-        window = size.to_numpy() + budget.reindex(_stem(bases).to_numpy()).fillna(0).to_numpy(dtype=np.int64)
-        window = window + extra
+        window = budget.reindex(_stem(bases).to_numpy()).fillna(0).to_numpy(dtype=np.int64) + extra
         owner = np.repeat(np.arange(len(size)), window)
         offset = np.arange(len(owner)) - np.repeat(np.cumsum(window) - window, window)
         number = first_number[owner] + offset
@@ -319,7 +329,9 @@ def _assign_suffixes(
         numbered = group + pd.Series(number, dtype="int64").astype(TEXT_DTYPE)
         cand = from_arrow(pc.if_else(pa.array(number == 1), to_arrow(group), to_arrow(numbered)), group.index)
         cand = cand + suffix
-        free = ~isin_text(cand, taken) & ~cand.duplicated().to_numpy()
+        free = ~isin_text(cand, taken)
+        if shared_stems:
+            free &= ~cand.duplicated().to_numpy()
         # The r-th free candidate of a base goes to the r-th pending worker of that base.
         free_rank = pd.Series(free.astype(np.int64)).groupby(owner).cumsum().to_numpy() - 1
         offers = pd.DataFrame({"owner": owner[free], "rank": free_rank[free], "cand": cand[free].to_numpy()})

@@ -325,6 +325,18 @@ def test_vectorised_upn_assignment_matches_the_plain_rules(seed: int) -> None:
     assert dict(zip(ids, got, strict=True)) == _reference_upns(ids, bases, active, existing)
 
 
+def test_bases_sharing_a_stem_never_share_a_upn() -> None:
+    ids = pd.Series(["1", "2", "3", "4"], dtype="str")
+    bases = pd.Series(["ann.lee", "ann.lee2", "ann.lee", "ann.lee2"], dtype="str")
+    out = assign_upns(ids, bases, DOMAIN)
+    assert out.tolist() == [
+        "ann.lee@contoso.com",
+        "ann.lee22@contoso.com",
+        "ann.lee2@contoso.com",
+        "ann.lee23@contoso.com",
+    ]
+
+
 def test_upns_are_unique_across_feed_and_snapshot() -> None:
     names = ["Ann Lee", "Ann Lee", "Bob Ray", "Ann Lee", "Bob Ray"]
     frame = hr(
