@@ -232,14 +232,15 @@ def _given(value: Any) -> Any:
 def _load_mapping(mapping: str | os.PathLike[str] | Mapping[str, Any] | AttributeMapping) -> AttributeMapping:
     if isinstance(mapping, AttributeMapping):
         return mapping
-    if isinstance(mapping, str) and mapping.lstrip().startswith("{"):  # a dict rendered as text
+    spec: Any = mapping
+    if isinstance(spec, str) and spec.lstrip().startswith("{"):  # a dict rendered as text
         try:
-            mapping = json.loads(mapping)
+            spec = json.loads(spec)
         except ValueError:
-            mapping = ast.literal_eval(mapping.strip())
-    if isinstance(mapping, Mapping):
-        return AttributeMapping.from_dict(mapping)
-    source = to_path(mapping)
+            spec = ast.literal_eval(spec.strip())
+    if isinstance(spec, Mapping):
+        return AttributeMapping.from_dict(spec)
+    source = to_path(spec)
     local = local_path(source)
     if local is not None:
         return AttributeMapping.from_file(local)
@@ -357,7 +358,9 @@ class EntraBulkUploadOperator(BaseOperator):
         self.mapping = mapping
         self.input_kind = input_kind
         self.entra_conn_id = entra_conn_id
-        self.dry_run = dry_run
+        # Shadows BaseOperator.dry_run(), an Airflow 2 helper that nothing in Airflow 3 calls; the parameter
+        # name is the provider's public API and template fields need the attribute to match it.
+        self.dry_run = dry_run  # type: ignore[method-assign,assignment]
         self.managers_first = managers_first
         self.known_manager_ids_path = known_manager_ids_path
         self.output_dir = output_dir
@@ -397,7 +400,7 @@ class EntraBulkUploadOperator(BaseOperator):
     def _known_ids(self) -> list[str] | None:
         if _given(self.known_manager_ids_path) is None:
             return None
-        frame = read_frame(self.known_manager_ids_path)
+        frame = read_frame(self.known_manager_ids_path)  # type: ignore[arg-type]
         column = "externalId" if "externalId" in frame.columns else frame.columns[0]
         return frame[column].dropna().astype(str).tolist()
 
