@@ -51,8 +51,16 @@ _NULL = pa.scalar(None, LS)
 _TRUE_TEXTS = pa.array(["true", "1", "yes", "y", "t"], LS)
 _FALSE_TEXTS = pa.array(["false", "0", "no", "n", "f"], LS)
 _INTEGER = r"^\s*[+-]?\d{1,18}\s*$"
-# Deliberately simple: one @, no spaces, a dot in the domain. Entra does the strict check.
-_EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+# An address a SCIM/Graph validator accepts: a dot-atom local part (RFC 5322, UTF-8 letters allowed), host
+# labels without leading/trailing hyphens, and an alphabetic or IDNA top-level domain. Anything looser lets
+# one row through whose value makes Graph refuse its whole 50-operation request with a 400.
+_EMAIL_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~\x{80}-\x{10FFFF}-]+"
+_EMAIL_CHAR = r"[A-Za-z0-9\x{80}-\x{10FFFF}]"
+_EMAIL_LABEL = rf"{_EMAIL_CHAR}(?:[A-Za-z0-9\x{{80}}-\x{{10FFFF}}-]{{0,61}}{_EMAIL_CHAR})?"
+_EMAIL = (
+    rf"^{_EMAIL_ATOM}(?:\.{_EMAIL_ATOM})*@{_EMAIL_LABEL}(?:\.{_EMAIL_LABEL})*"
+    r"\.(?:[A-Za-z]{2,63}|xn--[A-Za-z0-9-]{1,59}|[\x{80}-\x{10FFFF}]{2,63})$"
+)
 _HAS_OFFSET = re.compile(r"\d[T ]\d{2}.*(?:Z|[+-]\d{2}(?::?\d{2})?)$", re.IGNORECASE)
 _REASON_VALUE_CHARS = 60
 
