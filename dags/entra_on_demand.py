@@ -8,7 +8,7 @@ references resolve), uploads managers first, waits for the provisioning logs, an
 record into the ``outcomes`` task's log::
 
     EMP 1513: success (create) upn=ginnie.fadiman@contoso.com
-    EMP 1959: success (create) upn=... [manager of 1513]
+    EMP 1959: success (create) upn=kim.larsen@contoso.com [manager, never sent before]
 
 An id that is not in the export (or is quarantined there) fails the run with the list of such ids; the
 known ones are still sent. ``dry_run`` builds and stages the requests without sending them.
