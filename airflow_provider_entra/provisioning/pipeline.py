@@ -52,6 +52,7 @@ from airflow_provider_entra.provisioning.guard import (
     DEFAULT_MAX_DISABLE_PERCENT,
     check_deletion_guard,
 )
+from airflow_provider_entra.provisioning.hr_source import HrSourceError, read_hr_csv_bytes
 from airflow_provider_entra.provisioning.normalise import HrSchema, normalise_hr
 from airflow_provider_entra.provisioning.plan import plan_delta
 from airflow_provider_entra.provisioning.reconcile import STATUSES, failure_reasons, outcome_summary
@@ -286,18 +287,31 @@ def _as_text_frame(df: pd.DataFrame) -> pd.DataFrame:
 # --- extract ----------------------------------------------------------------------------------------------
 
 
-def extract_csv(hr_path: Any, out_path: Any, **read_kwargs: Any) -> dict[str, Any]:
+def extract_csv(hr_path: Any, out_path: Any) -> dict[str, Any]:
     """Stage an HR CSV export as Parquet, every column as text.
+
+    The file is read with :func:`~airflow_provider_entra.provisioning.hr_source.read_hr_csv_bytes`: the
+    encoding (UTF-8 with or without BOM, UTF-16 with BOM, else cp1252/latin-1 with a warning) and the
+    delimiter (``,`` ``;`` tab ``|``) are detected, and a file that is not a usable table (empty, header
+    only, a workbook, ragged rows) fails with a message saying why.
 
     :param hr_path: the CSV (local path, URL or ``ObjectStoragePath``).
     :param out_path: the staged Parquet file (``hr_raw.parquet`` in the run folder).
-    :param read_kwargs: passed to :func:`pandas.read_csv` (``sep``, ``encoding``...).
-    :return: ``{"source", "rows", "columns", "path"}``.
+    :return: ``{"source", "rows", "columns", "path", "encoding", "delimiter", "warnings"}``.
+    :raises HrSourceError: when the file cannot be read as a CSV table.
     """
-    options: dict[str, Any] = {"dtype": str, "keep_default_na": False, "encoding": "utf-8-sig"}
-    options.update(read_kwargs)
-    frame = pd.read_csv(io.BytesIO(_read_bytes(hr_path)), **options)
-    return extract_frame(frame, out_path, source=str(hr_path))
+    try:
+        data = _read_bytes(hr_path)
+    except FileNotFoundError:
+        raise HrSourceError(f"{hr_path} does not exist") from None
+    frame = read_hr_csv_bytes(data, source=str(hr_path))
+    summary = extract_frame(frame, out_path, source=str(hr_path))
+    summary.update(
+        encoding=frame.attrs.get("encoding"),
+        delimiter=frame.attrs.get("delimiter"),
+        warnings=list(frame.attrs.get("warnings") or []),
+    )
+    return summary
 
 
 def extract_frame(frame: pd.DataFrame, out_path: Any, *, source: str) -> dict[str, Any]:

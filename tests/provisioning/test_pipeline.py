@@ -281,3 +281,21 @@ def test_log_review_summary(microsoft_sample):
     assert sum(summary["outcomes"].values()) == summary["records"]
     assert summary["actions"]["total"]["total"] == summary["records"]
     json.dumps(summary)  # JSON-safe, for XCom
+
+
+def test_extract_reads_what_spreadsheets_write_and_refuses_an_empty_export(tmp_path):
+    from airflow_provider_entra.provisioning.hr_source import HrSourceError
+
+    hr = pd.read_csv(DATA / "hr_employees.csv", dtype=str, keep_default_na=False).head(20)
+    excel = tmp_path / "excel.csv"
+    excel.write_bytes(hr.to_csv(index=False, sep=";").encode("cp1252", errors="replace"))
+    summary = pipeline.extract_csv(excel, tmp_path / "raw.parquet")
+    assert summary["rows"] == 20 and summary["delimiter"] == ";" and summary["encoding"] != "utf-8"
+    assert summary["warnings"]  # not UTF-8: said so
+    assert pd.read_parquet(tmp_path / "raw.parquet")["WorkerID"].tolist() == hr["WorkerID"].tolist()
+
+    header_only = tmp_path / "header.csv"
+    header_only.write_text(",".join(hr.columns) + "\n")
+    with pytest.raises(HrSourceError, match="header but no data rows"):
+        pipeline.extract_csv(header_only, tmp_path / "raw2.parquet")
+    assert not (tmp_path / "raw2.parquet").exists()
