@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import ssl
 import threading
 import uuid
 from collections.abc import Iterator
@@ -356,6 +357,11 @@ class EntraHook(BaseHook):
                 instance_discovery=None if s.is_microsoft_authority else False,
             )
         except (ValueError, OSError, requests.RequestException, msal.exceptions.MsalError) as exc:
+            tls = _tls_failure(exc, s.authority_host)
+            if tls:
+                raise EntraAuthError(
+                    f"{self._token_subject()}: {tls}", error_code="TlsVerificationFailed"
+                ) from None
             raise EntraAuthError(
                 f"{self._token_subject()}: could not set up the {_CREDENTIAL_LABELS[s.credential_type]} "
                 f"credential: {self._redact(_first_line(exc))}",
@@ -381,6 +387,11 @@ class EntraHook(BaseHook):
             else:
                 result = app.acquire_token_for_client(scopes=[s.scope])
         except (ValueError, OSError, requests.RequestException, msal.exceptions.MsalError) as exc:
+            tls = _tls_failure(exc, s.authority_host)
+            if tls:
+                raise EntraAuthError(
+                    f"{self._token_subject()}: {tls}", error_code="TlsVerificationFailed"
+                ) from None
             raise EntraAuthError(
                 f"{self._token_subject()} failed ({_CREDENTIAL_LABELS[s.credential_type]}): "
                 f"{type(exc).__name__}: {self._redact(_first_line(exc))}",
@@ -520,6 +531,11 @@ class EntraHook(BaseHook):
                     method, url, limiter=limiter, budget=budget, headers=all_headers, **kwargs
                 )
             except requests.RequestException as exc:
+                tls = _tls_failure(exc, self.graph_endpoint)
+                if tls:
+                    raise EntraApiError(
+                        f"{operation[0]} failed: {tls}", error_code="TlsVerificationFailed"
+                    ) from None
                 raise EntraApiError(
                     f"{operation[0]} failed: no response from {self.graph_endpoint} after "
                     f"{self.settings.max_retries} retries ({type(exc).__name__})",
@@ -771,6 +787,27 @@ class EntraHook(BaseHook):
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else ""
+
+
+def _tls_failure(exc: BaseException, host: str) -> str | None:
+    """A plain sentence when ``exc`` (or anything it wraps) is a failed TLS certificate verification."""
+    seen: set[int] = set()
+    stack: list[Any] = [exc]
+    while stack:
+        error = stack.pop()
+        if not isinstance(error, BaseException) or id(error) in seen:
+            continue
+        seen.add(id(error))
+        if isinstance(error, ssl.SSLCertVerificationError):
+            reason = error.verify_message or error.reason or "certificate verify failed"
+            return (
+                f"TLS certificate verification failed for {host} ({reason}): the server's certificate is "
+                "not signed by a CA this machine trusts. Set the connection's 'ca_bundle' extra to the PEM "
+                "file of the CA that signed it (or add that CA to the system trust store); verification "
+                "cannot be turned off"
+            )
+        stack.extend([error.__cause__, error.__context__, getattr(error, "reason", None), *error.args])
+    return None
 
 
 def _check_bulk_request(payload: Any) -> int:
