@@ -1,7 +1,8 @@
 """Shared test set-up.
 
-Airflow reads its configuration at first import, so the environment is fixed here, before anything imports
-``airflow``. Behaviour tests talk to the local Entra emulator over HTTPS on loopback through the real hook code.
+Airflow reads its configuration at first import, so the environment is fixed here, before anything
+imports ``airflow``. Behaviour tests talk to the local Entra emulator over HTTPS on loopback through the
+real hook code.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ def microsoft_sample() -> Path:
 
 @pytest.fixture(scope="session")
 def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatorProcess]:
-    """One emulator process for the session (fast processing); tests call ``reset()`` through ``entra_env``."""
+    """One emulator process for the session (fast processing); ``entra_env`` resets it per test."""
     data_dir = tmp_path_factory.mktemp("emulator")
     with EmulatorProcess(data_dir, processing_delay=0.2) as emu:
         yield emu
@@ -54,7 +55,7 @@ def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatorProce
 
 @pytest.fixture
 def entra_env(emulator: EmulatorProcess, monkeypatch: pytest.MonkeyPatch) -> Iterator[EmulatorProcess]:
-    """A clean emulator with ``entra_default``/``entra_admin`` connections pointing at it, and no cached msal apps."""
+    """A clean emulator, ``entra_default``/``entra_admin`` connections pointing at it, no cached msal apps."""
     from airflow_provider_entra.hooks.entra import clear_msal_apps
 
     emulator.reset()
