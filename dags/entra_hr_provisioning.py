@@ -237,6 +237,8 @@ def entra_hr_provisioning() -> None:
         else:
             summary = pipeline.extract_csv(_path(params["hr_path"]), out)
         print(f"Read {summary['rows']} HR rows from {summary['source']}")
+        for warning in summary.get("warnings") or ():
+            print(f"Warning: {warning}")
         return {
             **summary,
             "run_dir": str(run),
@@ -437,6 +439,8 @@ def entra_hr_provisioning() -> None:
         known_manager_ids_path=staged["known_ids_path"],
         output_dir=extracted["run_dir"],
         dry_run="{{ params.dry_run }}",
+        retries=2,  # a retry resumes after the requests its manifest records as accepted
+        retry_delay=timedelta(minutes=2),
     )
     verify = ParamTimedLogSensor(
         task_id="verify",
