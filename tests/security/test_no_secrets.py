@@ -42,7 +42,7 @@ def run_dag(staging: Path, **conf):
 def database_text(run_ids: list[str]) -> str:
     """XCom values and rendered template fields of the runs, as text."""
     from airflow.utils.session import create_session
-    from sqlalchemy import text
+    from sqlalchemy import bindparam, text
 
     parts = []
     with create_session() as session:
