@@ -211,3 +211,28 @@ def test_dry_run_sends_nothing(dags, entra_env, tmp_path):
     requests = Path(summary["files"]["dry_run_requests"].removeprefix("file://")).read_text().splitlines()
     assert sum(len(json.loads(line)["Operations"]) for line in requests) == 284
     assert not Path(str(tmp_path), DAG_ID, "snapshot", "hr_snapshot.parquet").exists()
+
+
+def test_sql_source_reads_the_export_from_a_database(dags, entra_env, tmp_path, monkeypatch):
+    """hr_source sql: the rows come from an Airflow SQL connection (SQLite here) instead of the CSV."""
+    import sqlite3
+
+    # A subset of the bundled export, so a run that read the default CSV instead would be told apart.
+    hr = pd.read_csv(dags.data / "hr_employees.csv", dtype=str, keep_default_na=False).iloc[:120]
+    database = tmp_path / "hr.db"
+    with sqlite3.connect(database) as db:
+        hr.to_sql("employees", db, index=False)
+    monkeypatch.setenv("AIRFLOW_CONN_HR_DB", json.dumps({"conn_type": "sqlite", "host": str(database)}))
+
+    run = dags.run(
+        DAG_ID,
+        tmp_path / "staging",
+        hr_source="sql",
+        sql_conn_id="hr_db",
+        sql_query="SELECT * FROM employees",
+    )
+    assert run.state == DagRunState.SUCCESS, dags.states(run)
+    extract = dags.xcom(run, "extract")
+    assert extract["rows"] == len(hr) and "hr_db" in extract["source"]
+    active = set(hr.loc[hr["WorkerStatus"] == "Active", "WorkerID"])
+    assert set(directory(entra_env)) == active
