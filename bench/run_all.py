@@ -164,7 +164,7 @@ def markdown(results: dict[str, Any]) -> str:
     ]
     for measure, measured, target, ratio, ok in rows:
         lines.append(f"| {measure.strip()} | {measured} | {target} | {ratio} | {'yes' if ok else 'MISSED'} |")
-    lines += ["", "Raw numbers: `bench/results.json` of the same run.", ""]
+    lines += ["", "Every number of the run is also written to `bench/results.json` (not committed).", ""]
     return "\n".join(lines)
 
 
