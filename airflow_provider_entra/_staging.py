@@ -18,18 +18,18 @@ workers that share an object store.
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import logging
 import os
-import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 from airflow.sdk import ObjectStoragePath
+
+from airflow_provider_entra._atomic import atomic_write_bytes
 
 __all__ = [
     "FRAME_SUFFIXES",
@@ -88,21 +88,6 @@ def _suffix(path: ObjectStoragePath) -> str:
     return suffix
 
 
-def _write_local(target: Path, data: bytes) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
 def write_bytes(path: str | os.PathLike[str] | ObjectStoragePath, data: bytes) -> ObjectStoragePath:
     """Write ``data`` to ``path`` whole (atomic rename on a local disk); returns the path written.
 
@@ -112,7 +97,7 @@ def write_bytes(path: str | os.PathLike[str] | ObjectStoragePath, data: bytes) -
     target = to_path(path)
     local = local_path(target)
     if local is not None:
-        _write_local(local, data)
+        atomic_write_bytes(local, data)
     else:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(data)

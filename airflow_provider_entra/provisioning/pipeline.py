@@ -27,7 +27,6 @@ Pure pandas and fsspec: no Airflow import.
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import os
@@ -41,6 +40,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from airflow_provider_entra._atomic import atomic_write_bytes
 from airflow_provider_entra.provisioning._hr import QUARANTINE_COLUMNS, concat_quarantine, quarantine_frame
 from airflow_provider_entra.provisioning.admin import (
     DEFAULT_PRIVILEGE_RULE,
@@ -217,19 +217,7 @@ def _write_bytes(path: Any, data: bytes) -> None:
         with fs.open(inner, "wb") as handle:
             handle.write(data)
         return
-    target = Path(inner)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    atomic_write_bytes(Path(inner), data)
 
 
 def read_frame(path: Any) -> pd.DataFrame:

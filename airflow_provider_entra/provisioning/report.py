@@ -37,12 +37,10 @@ Pure Python and pandas: no Airflow import, no network.
 
 from __future__ import annotations
 
-import contextlib
 import html
 import math
 import os
 import re
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
@@ -51,6 +49,7 @@ from typing import Any
 
 import pandas as pd
 
+from airflow_provider_entra._atomic import atomic_write_bytes
 from airflow_provider_entra.provisioning.reconcile import (
     STATUS_FAILURE,
     STATUS_MISSING,
@@ -523,21 +522,6 @@ def render_html(
 # --- writing ------------------------------------------------------------------------------------------------
 
 
-def _write_local(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same directory and an atomic rename."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
 def _local_dir(out_dir: Any) -> Path | None:
     if isinstance(out_dir, (str, os.PathLike)):
         return Path(out_dir)
@@ -587,8 +571,8 @@ def write_report(
     if local is not None:
         local.mkdir(parents=True, exist_ok=True)
         csv_path, html_path = local / CSV_NAME, local / HTML_NAME
-        _write_local(csv_path, csv_data)
-        _write_local(html_path, html_data)
+        atomic_write_bytes(csv_path, csv_data)
+        atomic_write_bytes(html_path, html_data)
         if isinstance(out_dir, (str, os.PathLike)):
             return ReportPaths(csv=csv_path, html=html_path)
     target: Any = out_dir  # pathlib-like, e.g. ObjectStoragePath

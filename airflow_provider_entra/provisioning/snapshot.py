@@ -27,6 +27,7 @@ the object appears whole or not at all.)
 
 from __future__ import annotations
 
+import io
 import os
 import uuid
 from collections.abc import Iterable
@@ -37,6 +38,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from airflow_provider_entra._atomic import atomic_write_bytes
 from airflow_provider_entra.provisioning._hr import TEXT_DTYPE, isin_text
 
 __all__ = [
@@ -157,17 +159,9 @@ def write_snapshot(df: pd.DataFrame, path: str | os.PathLike[str] | Any) -> None
             if fs.exists(tmp):
                 fs.rm(tmp)
         return
-    target = _local(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp_path = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        with open(tmp_path, "wb") as fh:
-            frame.to_parquet(fh, index=False)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp_path, target)
-    finally:
-        tmp_path.unlink(missing_ok=True)
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer, index=False)
+    atomic_write_bytes(_local(path), buffer.getvalue())
 
 
 def active_count(snapshot: pd.DataFrame) -> int:
