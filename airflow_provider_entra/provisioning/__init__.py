@@ -8,6 +8,7 @@ files.
 =======================  ====================================================================================
 module                   what it does
 =======================  ====================================================================================
+``hr_source``            read an HR CSV export: encoding and delimiter detection, clear errors
 ``normalise``            HR text cleaned (NFC, trimmed), statuses, flags and dates read, stable unique UPNs
 ``validate``             whole-file gates and row quarantine with a reason naming the field
 ``plan``                 delta against the last snapshot: joiners, movers, leavers, rehires, missing-from-feed
@@ -33,13 +34,13 @@ from airflow_provider_entra.provisioning.guard import (
     GuardDecision,
     check_deletion_guard,
 )
+from airflow_provider_entra.provisioning.hr_source import HrSourceError, read_hr_csv
 from airflow_provider_entra.provisioning.normalise import (
     CSV2SCIM_COLUMNS,
     HrSchema,
     NormaliseResult,
     assign_upns,
     normalise_hr,
-    read_hr_csv,
 )
 from airflow_provider_entra.provisioning.plan import (
     ALL_CHANGES,
@@ -105,6 +106,7 @@ __all__ = [
     "GuardDecision",
     "HrSchema",
     "HrSchemaError",
+    "HrSourceError",
     "NormaliseResult",
     "PrivilegeRule",
     "ReconcileResult",

@@ -16,9 +16,7 @@ Example::
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -53,7 +51,6 @@ __all__ = [
     "assign_upns",
     "fold_for_upn",
     "normalise_hr",
-    "read_hr_csv",
 ]
 
 #: Microsoft's CSV2SCIM HR export layout (PowerShell/CSV2SCIM samples, AzureAD/entra-id-inbound-provisioning).
@@ -169,18 +166,6 @@ class NormaliseResult:
 
     frame: pd.DataFrame
     rejected: pd.DataFrame
-
-
-def read_hr_csv(path: str | os.PathLike[str], **kwargs: object) -> pd.DataFrame:
-    """Read an HR CSV export as text, keeping values like ``NA`` or ``null`` as the strings they are.
-
-    :param path: the CSV file.
-    :param kwargs: passed to :func:`pandas.read_csv` (``sep``, ``encoding``, ...).
-    :return: every column as text; empty cells are empty strings until :func:`normalise_hr` cleans them.
-    """
-    options: dict[str, object] = {"dtype": str, "keep_default_na": False, "encoding": "utf-8-sig"}
-    options.update(kwargs)
-    return pd.read_csv(Path(path), **options)  # type: ignore[call-overload]
 
 
 def fold_for_upn(s: pd.Series) -> pd.Series:
@@ -387,7 +372,8 @@ def normalise_hr(
     Rows with a blank or repeated WorkerID, an unknown status, or an unreadable date or flag are quarantined
     (they receive no UPN, so they cannot push another worker's UPN suffix).
 
-    :param df: the HR export (text columns, see :func:`read_hr_csv`).
+    :param df: the HR export (text columns, see
+        :func:`~airflow_provider_entra.provisioning.hr_source.read_hr_csv`).
     :param schema: column names and accepted spellings.
     :param upn_domain: the domain after ``@`` in derived UPNs.
     :param existing_upns: externalId -> UPN from the last committed snapshot (kept for existing workers).

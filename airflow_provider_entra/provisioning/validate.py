@@ -113,7 +113,7 @@ def validate_hr(
     A ManagerID that is neither a valid worker of this export nor in ``known_ids`` (the snapshot) is only a
     warning: the worker is still provisioned, but Entra will leave the manager reference unresolved.
 
-    :param df: the HR export as text (see :func:`~airflow_provider_entra.provisioning.normalise.read_hr_csv`).
+    :param df: the HR export as text (see :func:`~airflow_provider_entra.provisioning.hr_source.read_hr_csv`).
     :param schema: column names and accepted spellings.
     :param required: columns that must exist and hold a value in every row; default WorkerID, status, first
         and last name (as named by ``schema``).

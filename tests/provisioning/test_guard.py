@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 from airflow_provider_entra.provisioning.guard import check_deletion_guard
-from airflow_provider_entra.provisioning.normalise import normalise_hr, read_hr_csv
+from airflow_provider_entra.provisioning.hr_source import read_hr_csv
+from airflow_provider_entra.provisioning.normalise import normalise_hr
 from airflow_provider_entra.provisioning.plan import plan_delta
 from airflow_provider_entra.provisioning.snapshot import active_count, commit_verified, empty_snapshot
 from airflow_provider_entra.provisioning.validate import validate_hr

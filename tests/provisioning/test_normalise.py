@@ -9,13 +9,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from airflow_provider_entra.provisioning.hr_source import read_hr_csv
 from airflow_provider_entra.provisioning.normalise import (
     CSV2SCIM_COLUMNS,
     HrSchema,
     assign_upns,
     fold_for_upn,
     normalise_hr,
-    read_hr_csv,
 )
 from airflow_provider_entra.provisioning.validate import HrSchemaError, validate_hr
 

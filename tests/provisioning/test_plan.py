@@ -8,7 +8,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from airflow_provider_entra.provisioning.normalise import normalise_hr, read_hr_csv
+from airflow_provider_entra.provisioning.hr_source import read_hr_csv
+from airflow_provider_entra.provisioning.normalise import normalise_hr
 from airflow_provider_entra.provisioning.plan import ALL_CHANGES, plan_delta
 from airflow_provider_entra.provisioning.snapshot import commit_verified, empty_snapshot
 from airflow_provider_entra.provisioning.validate import validate_hr

@@ -7,7 +7,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from airflow_provider_entra.provisioning.normalise import HrSchema, read_hr_csv
+from airflow_provider_entra.provisioning.hr_source import read_hr_csv
+from airflow_provider_entra.provisioning.normalise import HrSchema
 from airflow_provider_entra.provisioning.validate import (
     QUARANTINE_COLUMNS,
     HrSchemaError,
