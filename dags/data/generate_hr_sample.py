@@ -29,37 +29,13 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 
+from airflow_provider_entra.provisioning.normalise import CSV2SCIM_COLUMNS
+
 SEED = 20240601
 HERE = Path(__file__).resolve().parent
 
 #: Microsoft's CSV2SCIM layout (tests/data/microsoft-sample/README.md) plus Email.
-COLUMNS = [
-    "WorkerID",
-    "WorkerStatus",
-    "WorkerType",
-    "UserID",
-    "FirstName",
-    "LastName",
-    "FullName",
-    "GenderPronoun",
-    "ManagerID",
-    "HireDate",
-    "OnLeave",
-    "Department",
-    "Division",
-    "CostCenter",
-    "Company",
-    "Location",
-    "JobTitle",
-    "StreetAddress",
-    "City",
-    "CountryCode",
-    "OfficePhone",
-    "Custom01",
-    "Custom02",
-    "ZipCode",
-    "Email",
-]
+COLUMNS = [*CSV2SCIM_COLUMNS, "Email"]
 EMAIL_DOMAIN = "contoso.com"
 PRIVILEGED_TITLES = ("Systems Administrator", "Security Engineer")
 
