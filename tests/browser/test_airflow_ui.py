@@ -140,7 +140,8 @@ def test_trigger_on_demand_from_the_ui_provisions_two_employees(
     page.set_viewport_size({"width": 1440, "height": 1800})
     shot(page, artifacts, "05-trigger-form-params")
     dialog.get_by_role("button", name="Trigger", exact=True).click()
-    expect(page.get_by_text("Dag Run Triggered")).to_be_visible()
+    # The toast can be rendered twice while it animates in.
+    expect(page.get_by_text("Dag Run Triggered").first).to_be_visible()
     page.set_viewport_size({"width": 1440, "height": 900})
 
     run = airflow_stack.wait_for(
@@ -156,7 +157,7 @@ def test_trigger_on_demand_from_the_ui_provisions_two_employees(
 
     # The UI shows the run as a success: the DAG page's latest run, and the runs list.
     page.goto(f"{airflow_stack.base_url}/dags/{ON_DEMAND}")
-    expect(page.get_by_role("link", name=re.compile(r"\bsuccess$"))).to_be_visible()
+    expect(page.get_by_role("link", name=re.compile(r"\bsuccess$")).first).to_be_visible()
     shot(page, artifacts, "06-dag-grid-run-success")
     page.goto(f"{airflow_stack.base_url}/dags/{ON_DEMAND}/runs")
     expect(page.get_by_role("row").filter(has_text=run_id)).to_contain_text("Success")
@@ -167,16 +168,16 @@ def test_trigger_on_demand_from_the_ui_provisions_two_employees(
     for step in ("Pausing task as DEFERRED", "Trigger fired event", "Verified"):
         assert step in verify_log, f"{step!r} missing from the verify task's log:\n{verify_log}"
     page.goto(f"{airflow_stack.base_url}/dags/{ON_DEMAND}/runs/{run_id}/tasks/verify")
-    expect(page.get_by_text(re.compile("Trigger fired event"))).to_be_visible()
+    expect(page.get_by_text(re.compile("Trigger fired event")).first).to_be_visible()
     shot(page, artifacts, "08-verify-log-deferred")
 
     page.goto(f"{airflow_stack.base_url}/dags/{ON_DEMAND}/runs/{run_id}/tasks/outcomes")
     # print() lines reach the log through stdout and can be filed after the collapsed "Post Execute" group:
     # expand every group (the log viewer's "e" shortcut) before looking for them.
-    expect(page.get_by_text(re.compile("Post Execute"))).to_be_visible()
+    expect(page.get_by_text(re.compile("Post Execute")).first).to_be_visible()
     page.keyboard.press("e")
     for worker_id in employees:
-        expect(page.get_by_text(re.compile(rf"EMP {worker_id}: success"))).to_be_visible()
+        expect(page.get_by_text(re.compile(rf"EMP {worker_id}: success")).first).to_be_visible()
     shot(page, artifacts, "09-outcomes-log")
 
     directory = {user.get("employeeId"): user for user in browser_emulator.users()}
