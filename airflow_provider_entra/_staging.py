@@ -6,6 +6,8 @@ local path (``/data/entra/run-1/hr.parquet``) or any URL :class:`~airflow.sdk.Ob
 workers that share an object store.
 
 * :func:`to_path` turns either form into an ``ObjectStoragePath`` (plain paths become absolute ``file://``).
+* :func:`resolve_staging_root` is the run's staging root: the ``staging_path`` Param, else the Variable
+  ``entra_staging_path``, else ``$AIRFLOW_HOME/entra-staging`` (what the example DAGs use).
 * :func:`read_frame` / :func:`write_frame` read and write Parquet or CSV, chosen by the suffix. On a local
   disk a write goes to a temporary file beside the target, is fsync'd, and renamed over it, so a reader never
   sees half a file; on an object store the object is uploaded whole (stores publish an object only once its
@@ -27,9 +29,10 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from airflow.sdk import ObjectStoragePath
+from airflow.sdk import ObjectStoragePath, Variable
 
 from airflow_provider_entra._atomic import atomic_write_bytes
+from airflow_provider_entra.provisioning.pipeline import staging_root
 
 __all__ = [
     "FRAME_SUFFIXES",
@@ -38,6 +41,7 @@ __all__ = [
     "local_path",
     "read_frame",
     "read_jsonl",
+    "resolve_staging_root",
     "to_path",
     "write_bytes",
     "write_frame",
@@ -45,6 +49,11 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+#: The Airflow Variable naming the deployment's staging root (e.g. ``s3://bucket/entra``).
+STAGING_PATH_VARIABLE = "entra_staging_path"
+#: The run Param that overrides the Variable for one run.
+STAGING_PATH_PARAM = "staging_path"
 
 #: File suffixes :func:`read_frame` and :func:`write_frame` understand.
 FRAME_SUFFIXES = (".parquet", ".csv")
@@ -66,6 +75,19 @@ def to_path(path: str | os.PathLike[str] | ObjectStoragePath) -> ObjectStoragePa
     if "://" in text:
         return ObjectStoragePath(text)
     return ObjectStoragePath(f"file://{Path(text).expanduser().resolve()}")
+
+
+def resolve_staging_root(params: Mapping[str, Any] | None = None) -> str:
+    """The staging root of a run: the ``staging_path`` Param, else the Variable ``entra_staging_path``, else
+    ``file://$AIRFLOW_HOME/entra-staging``
+    (:func:`~airflow_provider_entra.provisioning.pipeline.staging_root` chooses).
+
+    :param params: the run's Params (``context["params"]``, or a task's ``params`` argument).
+    :return: a URL (``file://``, ``s3://``...) or a local path, without a trailing slash.
+    """
+    variable = Variable.get(STAGING_PATH_VARIABLE, default=None)
+    param = (params or {}).get(STAGING_PATH_PARAM)
+    return staging_root(param, variable, os.environ.get("AIRFLOW_HOME", "~/airflow"))
 
 
 def local_path(path: str | os.PathLike[str] | ObjectStoragePath) -> Path | None:

@@ -20,14 +20,14 @@ Files: ``<staging root>/entra_admin_accounts/<run id>/`` per run, the snapshot i
 
 from __future__ import annotations
 
-import os
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from airflow.sdk import Asset, ObjectStoragePath, Param, Variable, dag, task
+from airflow.sdk import Asset, Param, dag, task
 from airflow.sdk.exceptions import AirflowFailException
 
+from airflow_provider_entra._staging import resolve_staging_root, to_path
 from airflow_provider_entra.operators.bulk_upload import EntraBulkUploadOperator
 from airflow_provider_entra.operators.job_health import EntraJobHealthOperator
 from airflow_provider_entra.provisioning import pipeline
@@ -37,29 +37,7 @@ DAG_ID = "entra_admin_accounts"
 HR_DAG_ID = "entra_hr_provisioning"
 CONN_ID = "entra_admin"
 DATA = Path(__file__).parent / "data"
-AIRFLOW_HOME = os.environ.get("AIRFLOW_HOME", "~/airflow")
 ADMIN_SNAPSHOT_NAME = "admin_snapshot.parquet"
-
-
-def _staging_root(params: dict[str, Any]) -> str:
-    variable = Variable.get("entra_staging_path", default=None)
-    return pipeline.staging_root(params.get("staging_path"), variable, AIRFLOW_HOME)
-
-
-def _path(value: str) -> ObjectStoragePath:
-    """A staged path (URL or local path) as an ObjectStoragePath (Airflow connections reach object stores)."""
-    return ObjectStoragePath(value if "://" in value else f"file://{Path(value).expanduser().resolve()}")
-
-
-class ParamTimedLogSensor(EntraProvisioningLogSensor):
-    """The verification sensor, polling as often and as long as the run's Params say."""
-
-    def execute(self, context: Any) -> Any:
-        params = context["params"]
-        self.poke_interval = float(params["verify_poke_interval"])
-        self.settle_seconds = float(params["verify_settle_seconds"])
-        self.timeout = float(params["verify_timeout_minutes"]) * 60
-        return super().execute(context)
 
 
 @dag(
@@ -129,7 +107,7 @@ def entra_admin_accounts() -> None:
         triggering_asset_events: Any = None,
     ) -> dict[str, Any]:
         """Derive the admin accounts from the committed HR feed; map them."""
-        root = _staging_root(params)
+        root = resolve_staging_root(params)
         source = params.get("hr_current_path")
         for events in (triggering_asset_events or {}).values():
             for event in events:
@@ -137,15 +115,15 @@ def entra_admin_accounts() -> None:
         source = source or str(
             pipeline.join(pipeline.snapshot_dir(root, HR_DAG_ID), pipeline.HR_CURRENT_NAME)
         )
-        if not _path(source).exists():
+        if not to_path(source).exists():
             raise AirflowFailException(
                 f"No committed HR feed at {source}: run {HR_DAG_ID} first (this DAG runs after each of its "
                 "commits), or pass hr_current_path."
             )
-        run = _path(str(pipeline.run_dir(root, DAG_ID, run_id)))
-        snapshot = _path(str(pipeline.snapshot_dir(root, DAG_ID))) / ADMIN_SNAPSHOT_NAME
+        run = to_path(str(pipeline.run_dir(root, DAG_ID, run_id)))
+        snapshot = to_path(str(pipeline.snapshot_dir(root, DAG_ID))) / ADMIN_SNAPSHOT_NAME
         summary = pipeline.derive_admins(
-            _path(source), snapshot, _path(params["mapping_path"]), run, upn_domain=params["upn_domain"]
+            to_path(source), snapshot, to_path(params["mapping_path"]), run, upn_domain=params["upn_domain"]
         )
         print(
             f"{summary['admins']} admin account(s) ({summary['active_admins']} active) for "
@@ -157,7 +135,7 @@ def entra_admin_accounts() -> None:
     def plan(derived: dict[str, Any]) -> dict[str, Any]:
         """Compare with the admin job's own snapshot."""
         summary = pipeline.plan(
-            _path(derived["mapped_path"]), _path(derived["snapshot_path"]), _path(derived["run_dir"])
+            to_path(derived["mapped_path"]), to_path(derived["snapshot_path"]), to_path(derived["run_dir"])
         )
         changes = ", ".join(f"{n} {kind}" for kind, n in summary["changes"].items() if n)
         print(f"Plan: {summary['to_send']} admin account(s) to send ({changes or 'no changes'})")
@@ -175,7 +153,7 @@ def entra_admin_accounts() -> None:
         print(decision["message"])
         if not decision["proceed"]:
             pipeline.write_run_summary(
-                _path(derived["run_dir"]),
+                to_path(derived["run_dir"]),
                 {"dag_id": DAG_ID, "status": "guard_tripped", "records_sent": 0, "guard": decision},
             )
             raise AirflowFailException(
@@ -188,10 +166,10 @@ def entra_admin_accounts() -> None:
     def commit(derived: dict[str, Any], planned: dict[str, Any], verified: dict[str, Any]) -> dict[str, Any]:
         """Fold the verified admin accounts into the admin snapshot."""
         summary = pipeline.commit(
-            _path(derived["snapshot_path"]),
-            _path(planned["delta_path"]),
-            _path(verified["outcomes_path"]),
-            _path(derived["snapshot_path"]),
+            to_path(derived["snapshot_path"]),
+            to_path(planned["delta_path"]),
+            to_path(verified["outcomes_path"]),
+            to_path(derived["snapshot_path"]),
         )
         print(f"Committed {summary['verified']} verified admin account(s); {summary['active']} active")
         return summary
@@ -228,7 +206,7 @@ def entra_admin_accounts() -> None:
                 "snapshot": committed.get("snapshot_path"),
             },
         }
-        summary["files"]["run_summary"] = pipeline.write_run_summary(_path(derived["run_dir"]), summary)
+        summary["files"]["run_summary"] = pipeline.write_run_summary(to_path(derived["run_dir"]), summary)
         print(f"Sent {summary['records_sent']} admin account(s); outcomes {summary['outcomes']}")
         failed = int(verified.get("failures") or 0) + int(verified.get("missing") or 0)
         if failed:  # admin accounts: every one must be right
@@ -250,13 +228,16 @@ def entra_admin_accounts() -> None:
         output_dir=derived["run_dir"],
         dry_run="{{ params.dry_run }}",
     )
-    verify = ParamTimedLogSensor(
+    verify = EntraProvisioningLogSensor(
         task_id="verify",
         entra_conn_id=CONN_ID,
         upload_summary=upload.output,
         report_dir=derived["run_dir"],
         max_failures=None,
         deferrable=True,
+        poke_interval_param="verify_poke_interval",
+        settle_seconds_param="verify_settle_seconds",
+        timeout_minutes_param="verify_timeout_minutes",
     )
     committed = commit(derived, planned, verify.output)
     reported = report(derived, planned, upload.output)

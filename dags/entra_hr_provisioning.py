@@ -36,9 +36,10 @@ from pathlib import Path
 from typing import Any
 
 from airflow.providers.standard.operators.empty import EmptyOperator
-from airflow.sdk import Asset, BaseHook, ObjectStoragePath, Param, Variable, dag, task
+from airflow.sdk import Asset, BaseHook, Param, dag, task
 from airflow.sdk.exceptions import AirflowFailException
 
+from airflow_provider_entra._staging import resolve_staging_root, to_path
 from airflow_provider_entra.operators.bulk_upload import EntraBulkUploadOperator
 from airflow_provider_entra.operators.job_health import EntraJobHealthOperator
 from airflow_provider_entra.provisioning import pipeline
@@ -65,28 +66,6 @@ HR_SNAPSHOT_ASSET = Asset(
         pipeline.SNAPSHOT_NAME,
     ),
 )
-
-
-def _staging_root(params: dict[str, Any]) -> str:
-    variable = Variable.get("entra_staging_path", default=None)
-    return pipeline.staging_root(params.get("staging_path"), variable, AIRFLOW_HOME)
-
-
-def _path(value: str) -> ObjectStoragePath:
-    """A staged path (URL or local path) as an ObjectStoragePath (Airflow connections reach object stores)."""
-    return ObjectStoragePath(value if "://" in value else f"file://{Path(value).expanduser().resolve()}")
-
-
-class ParamTimedLogSensor(EntraProvisioningLogSensor):
-    """The verification sensor, polling as often and as long as the run's Params say (the trigger form can
-    change them; tests poll every second)."""
-
-    def execute(self, context: Any) -> Any:
-        params = context["params"]
-        self.poke_interval = float(params["verify_poke_interval"])
-        self.settle_seconds = float(params["verify_settle_seconds"])
-        self.timeout = float(params["verify_timeout_minutes"]) * 60
-        return super().execute(context)
 
 
 if ApprovalOperator is not None:
@@ -224,9 +203,9 @@ def entra_hr_provisioning() -> None:
     @task(multiple_outputs=True)
     def extract(params: dict[str, Any] | None = None, run_id: str | None = None) -> dict[str, Any]:
         """Stage the HR rows as text in ``hr_raw.parquet``; return the run's paths."""
-        root = _staging_root(params)
-        run = _path(str(pipeline.run_dir(root, DAG_ID, run_id)))
-        snap = _path(str(pipeline.snapshot_dir(root, DAG_ID)))
+        root = resolve_staging_root(params)
+        run = to_path(str(pipeline.run_dir(root, DAG_ID, run_id)))
+        snap = to_path(str(pipeline.snapshot_dir(root, DAG_ID)))
         out = run / pipeline.RAW_NAME
         if params["hr_source"] == "sql":
             conn_id = params["sql_conn_id"]
@@ -235,7 +214,7 @@ def entra_hr_provisioning() -> None:
             hook = BaseHook.get_connection(conn_id).get_hook()
             summary = pipeline.extract_sql(hook, params["sql_query"], out, source=f"SQL connection {conn_id}")
         else:
-            summary = pipeline.extract_csv(_path(params["hr_path"]), out)
+            summary = pipeline.extract_csv(to_path(params["hr_path"]), out)
         print(f"Read {summary['rows']} HR rows from {summary['source']}")
         for warning in summary.get("warnings") or ():
             print(f"Warning: {warning}")
@@ -250,11 +229,11 @@ def entra_hr_provisioning() -> None:
     def transform(paths: dict[str, Any], params: dict[str, Any] | None = None) -> dict[str, Any]:
         """Validate, normalise and map; quarantine bad rows with a reason each."""
         summary = pipeline.transform(
-            _path(paths["path"]),
-            _path(params["mapping_path"]),
-            _path(paths["run_dir"]),
+            to_path(paths["path"]),
+            to_path(params["mapping_path"]),
+            to_path(paths["run_dir"]),
             upn_domain=params["upn_domain"],
-            snapshot_path=_path(paths["snapshot_path"]),
+            snapshot_path=to_path(paths["snapshot_path"]),
         )
         print(
             f"{summary['input_rows']} rows: {summary['mapped']} ready, {summary['quarantined']} quarantined "
@@ -269,9 +248,9 @@ def entra_hr_provisioning() -> None:
     ) -> dict[str, Any]:
         """Compare with the committed snapshot: what to send."""
         summary = pipeline.plan(
-            _path(transformed["mapped_path"]),
-            _path(paths["snapshot_path"]),
-            _path(paths["run_dir"]),
+            to_path(transformed["mapped_path"]),
+            to_path(paths["snapshot_path"]),
+            to_path(paths["run_dir"]),
             full_sync=params["full_sync"],
             missing_policy=params["missing_policy"],
         )
@@ -306,7 +285,7 @@ def entra_hr_provisioning() -> None:
         )
         message = f"{decision['message']} {how} the DAG again with the Param approve_disables: true."
         pipeline.write_run_summary(
-            _path(paths["run_dir"]),
+            to_path(paths["run_dir"]),
             {
                 "dag_id": DAG_ID,
                 "status": "guard_tripped",
@@ -326,7 +305,7 @@ def entra_hr_provisioning() -> None:
     def stages(paths: dict[str, Any], planned: dict[str, Any]) -> dict[str, Any]:
         """Managers first: the order the upload will follow."""
         summary = pipeline.stages(
-            _path(planned["delta_path"]), _path(paths["snapshot_path"]), _path(paths["run_dir"])
+            to_path(planned["delta_path"]), to_path(paths["snapshot_path"]), to_path(paths["run_dir"])
         )
         print(f"{summary['records']} record(s) in managers-first stages {summary['stage_sizes']}")
         for cycle in summary["cycles"]:
@@ -343,12 +322,12 @@ def entra_hr_provisioning() -> None:
     ) -> dict[str, Any]:
         """Fold the verified records into the snapshot; publish the HR snapshot Asset."""
         summary = pipeline.commit(
-            _path(paths["snapshot_path"]),
-            _path(planned["delta_path"]),
-            _path(verified["outcomes_path"]),
-            _path(paths["snapshot_path"]),
-            normalised_path=_path(transformed["normalised_path"]),
-            hr_current_path=_path(paths["hr_current_path"]),
+            to_path(paths["snapshot_path"]),
+            to_path(planned["delta_path"]),
+            to_path(verified["outcomes_path"]),
+            to_path(paths["snapshot_path"]),
+            normalised_path=to_path(transformed["normalised_path"]),
+            hr_current_path=to_path(paths["hr_current_path"]),
         )
         print(
             f"Committed {summary['verified']} verified record(s); {summary['not_verified']} to send again "
@@ -400,7 +379,7 @@ def entra_hr_provisioning() -> None:
                 "snapshot": committed.get("snapshot_path"),
             },
         }
-        summary["files"]["run_summary"] = pipeline.write_run_summary(_path(paths["run_dir"]), summary)
+        summary["files"]["run_summary"] = pipeline.write_run_summary(to_path(paths["run_dir"]), summary)
         outcomes = ", ".join(f"{n} {status}" for status, n in summary["outcomes"].items() if n)
         print(
             f"Sent {summary['records_sent']} record(s) in {summary['requests']} request(s); outcomes: "
@@ -442,12 +421,15 @@ def entra_hr_provisioning() -> None:
         retries=2,  # a retry resumes after the requests its manifest records as accepted
         retry_delay=timedelta(minutes=2),
     )
-    verify = ParamTimedLogSensor(
+    verify = EntraProvisioningLogSensor(
         task_id="verify",
         upload_summary=upload.output,
         report_dir=extracted["run_dir"],
         max_failures=None,  # judged by the report task, after the verified records are committed
         deferrable=True,
+        poke_interval_param="verify_poke_interval",
+        settle_seconds_param="verify_settle_seconds",
+        timeout_minutes_param="verify_timeout_minutes",
     )
     committed = commit(extracted, transformed, planned, verify.output)
     reported = report(extracted, transformed, planned, staged, upload.output)

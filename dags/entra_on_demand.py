@@ -19,14 +19,14 @@ it committed and may send these records again (a POST of the same record changes
 
 from __future__ import annotations
 
-import os
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from airflow.sdk import ObjectStoragePath, Param, Variable, dag, task
+from airflow.sdk import Param, dag, task
 from airflow.sdk.exceptions import AirflowFailException
 
+from airflow_provider_entra._staging import resolve_staging_root, to_path
 from airflow_provider_entra.operators.bulk_upload import EntraBulkUploadOperator
 from airflow_provider_entra.operators.job_health import EntraJobHealthOperator
 from airflow_provider_entra.provisioning import pipeline
@@ -35,28 +35,6 @@ from airflow_provider_entra.sensors.provisioning_logs import EntraProvisioningLo
 DAG_ID = "entra_on_demand"
 HR_DAG_ID = "entra_hr_provisioning"
 DATA = Path(__file__).parent / "data"
-AIRFLOW_HOME = os.environ.get("AIRFLOW_HOME", "~/airflow")
-
-
-def _staging_root(params: dict[str, Any]) -> str:
-    variable = Variable.get("entra_staging_path", default=None)
-    return pipeline.staging_root(params.get("staging_path"), variable, AIRFLOW_HOME)
-
-
-def _path(value: str) -> ObjectStoragePath:
-    """A staged path (URL or local path) as an ObjectStoragePath (Airflow connections reach object stores)."""
-    return ObjectStoragePath(value if "://" in value else f"file://{Path(value).expanduser().resolve()}")
-
-
-class ParamTimedLogSensor(EntraProvisioningLogSensor):
-    """The verification sensor, polling as often and as long as the run's Params say."""
-
-    def execute(self, context: Any) -> Any:
-        params = context["params"]
-        self.poke_interval = float(params["verify_poke_interval"])
-        self.settle_seconds = float(params["verify_settle_seconds"])
-        self.timeout = float(params["verify_timeout_minutes"]) * 60
-        return super().execute(context)
 
 
 @dag(
@@ -107,19 +85,19 @@ def entra_on_demand() -> None:
     @task(multiple_outputs=True)
     def select(params: dict[str, Any] | None = None, run_id: str | None = None) -> dict[str, Any]:
         """Read and map the HR export; pick the employees asked for and their never-sent managers."""
-        root = _staging_root(params)
-        run = _path(str(pipeline.run_dir(root, DAG_ID, run_id)))
-        snapshot = _path(str(pipeline.join(pipeline.snapshot_dir(root, HR_DAG_ID), pipeline.SNAPSHOT_NAME)))
-        extracted = pipeline.extract_csv(_path(params["hr_path"]), run / pipeline.RAW_NAME)
+        root = resolve_staging_root(params)
+        run = to_path(str(pipeline.run_dir(root, DAG_ID, run_id)))
+        snapshot = to_path(str(pipeline.join(pipeline.snapshot_dir(root, HR_DAG_ID), pipeline.SNAPSHOT_NAME)))
+        extracted = pipeline.extract_csv(to_path(params["hr_path"]), run / pipeline.RAW_NAME)
         transformed = pipeline.transform(
             run / pipeline.RAW_NAME,
-            _path(params["mapping_path"]),
+            to_path(params["mapping_path"]),
             run,
             upn_domain=params["upn_domain"],
             snapshot_path=snapshot,
         )
         chosen = pipeline.select_on_demand(transformed["mapped_path"], snapshot, run, params["employee_ids"])
-        staged = pipeline.stages(_path(chosen["selected_path"]), snapshot, run)
+        staged = pipeline.stages(to_path(chosen["selected_path"]), snapshot, run)
         print(
             f"Asked for {len(chosen['requested'])} employee(s) in {extracted['rows']} HR rows: "
             f"{len(chosen['found'])} found, managers added {chosen['managers_added'] or 'none'}, "
@@ -138,7 +116,7 @@ def entra_on_demand() -> None:
                 f"Dry run: {uploaded['records']} record(s) staged in {uploaded.get('dry_run_requests_path')}"
             )
         elif verified.get("outcomes_path"):
-            frame = pipeline.read_frame(_path(verified["outcomes_path"]))
+            frame = pipeline.read_frame(to_path(verified["outcomes_path"]))
             for row in frame.itertuples(index=False):
                 note = " [manager, never sent before]" if row.external_id in managers else ""
                 error = (
@@ -168,12 +146,15 @@ def entra_on_demand() -> None:
         output_dir=selected["run_dir"],
         dry_run="{{ params.dry_run }}",
     )
-    verify = ParamTimedLogSensor(
+    verify = EntraProvisioningLogSensor(
         task_id="verify",
         upload_summary=upload.output,
         report_dir=selected["run_dir"],
         max_failures=None,  # the outcomes task names each failure
         deferrable=True,
+        poke_interval_param="verify_poke_interval",
+        settle_seconds_param="verify_settle_seconds",
+        timeout_minutes_param="verify_timeout_minutes",
     )
     preflight >> selected
     upload >> verify >> outcomes(selected, upload.output)

@@ -16,14 +16,14 @@ email, or an Airflow notifier such as Slack's, set in ``default_args`` below) te
 
 from __future__ import annotations
 
-import os
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from airflow.sdk import ObjectStoragePath, Param, Variable, dag, task
+from airflow.sdk import Param, dag, task
 from airflow.sdk.exceptions import AirflowFailException
 
+from airflow_provider_entra._staging import resolve_staging_root, to_path
 from airflow_provider_entra.hooks.entra import EntraHook
 from airflow_provider_entra.operators.job_health import EntraJobHealthOperator
 from airflow_provider_entra.provisioning import pipeline
@@ -31,17 +31,6 @@ from airflow_provider_entra.provisioning.reconcile import outcome_summary
 from airflow_provider_entra.provisioning.report import write_report
 
 DAG_ID = "entra_provisioning_review"
-AIRFLOW_HOME = os.environ.get("AIRFLOW_HOME", "~/airflow")
-
-
-def _staging_root(params: dict[str, Any]) -> str:
-    variable = Variable.get("entra_staging_path", default=None)
-    return pipeline.staging_root(params.get("staging_path"), variable, AIRFLOW_HOME)
-
-
-def _path(value: str) -> ObjectStoragePath:
-    """A staged path (URL or local path) as an ObjectStoragePath (Airflow connections reach object stores)."""
-    return ObjectStoragePath(value if "://" in value else f"file://{Path(value).expanduser().resolve()}")
 
 
 @dag(
@@ -88,7 +77,7 @@ def entra_provisioning_review() -> None:
         since = datetime.now(timezone.utc) - timedelta(hours=float(params["hours"]))
         entries = hook.iter_provisioning_logs(since=since, page_size=int(params["page_size"]))
         outcomes, summary = pipeline.summarise_logs(entries, since=since)
-        run = _path(str(pipeline.run_dir(_staging_root(params), DAG_ID, run_id)))
+        run = to_path(str(pipeline.run_dir(resolve_staging_root(params), DAG_ID, run_id)))
         local = Path(run.path) if run.protocol in ("file", "local") else run
         paths = write_report(
             outcomes,

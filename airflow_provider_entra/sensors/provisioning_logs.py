@@ -12,12 +12,24 @@ Example::
         upload_summary=upload.output,  # the EntraBulkUploadOperator's return value
         max_failure_percent=1.0,
     )
+
+A DAG whose trigger form sets the verification timing passes the names of those Params; the sensor reads
+them when it starts (they override ``poke_interval``, ``settle_seconds`` and ``timeout``)::
+
+    verify = EntraProvisioningLogSensor(
+        task_id="verify",
+        upload_summary=upload.output,
+        poke_interval_param="verify_poke_interval",  # seconds
+        settle_seconds_param="verify_settle_seconds",  # seconds
+        timeout_minutes_param="verify_timeout_minutes",  # minutes
+    )
 """
 
 from __future__ import annotations
 
 import ast
 import json
+import math
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -92,6 +104,20 @@ def _utc(value: str | datetime) -> datetime:
     return stamp.replace(tzinfo=timezone.utc) if stamp.tzinfo is None else stamp.astimezone(timezone.utc)
 
 
+def _param_number(params: Mapping[str, Any], name: str) -> float:
+    """The run Param ``name`` as a non-negative number (a timing the sensor takes from the trigger form)."""
+    if name not in params:
+        raise AirflowException(f"The sensor reads its timing from the Param {name!r}, which this run lacks")
+    value = params[name]
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = math.nan
+    if isinstance(value, bool) or not math.isfinite(number) or number < 0:
+        raise AirflowException(f"Param {name!r} must be a non-negative number, got {value!r}")
+    return number
+
+
 class EntraProvisioningLogSensor(BaseSensorOperator):
     """Wait until every record of an upload has an outcome in the provisioning logs, then report and judge.
 
@@ -121,6 +147,11 @@ class EntraProvisioningLogSensor(BaseSensorOperator):
     :param deferrable: wait in the triggerer (default) instead of a worker slot.
     :param poke_interval: seconds between polls (in both modes).
     :param timeout: seconds to wait for outcomes before reporting the rest as missing.
+    :param poke_interval_param: name of a run Param holding the seconds between polls; when set, its value
+        replaces ``poke_interval`` at execute time (so the trigger form can change it).
+    :param settle_seconds_param: name of a run Param holding ``settle_seconds``; replaces it at execute time.
+    :param timeout_minutes_param: name of a run Param holding the timeout in *minutes*; replaces ``timeout``
+        at execute time, for the trigger's deadline and for poke and reschedule modes alike.
     :return: ``{"status": "complete"|"timeout", "records", "outcomes": {status: count}, "failures",
         "missing", "warnings", "to_resend", "report_html", "report_csv", "outcomes_path", "log_requests",
         "log_polls", "deferred"}``.
@@ -146,6 +177,9 @@ class EntraProvisioningLogSensor(BaseSensorOperator):
         deferrable: bool = True,
         poke_interval: float = 60,
         timeout: float = 3600,
+        poke_interval_param: str | None = None,
+        settle_seconds_param: str | None = None,
+        timeout_minutes_param: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(poke_interval=poke_interval, timeout=timeout, **kwargs)
@@ -162,6 +196,9 @@ class EntraProvisioningLogSensor(BaseSensorOperator):
         self.lookback_seconds = lookback_seconds
         self.clock_skew_seconds = clock_skew_seconds
         self.deferrable = deferrable
+        self.poke_interval_param = poke_interval_param
+        self.settle_seconds_param = settle_seconds_param
+        self.timeout_minutes_param = timeout_minutes_param
         self._collector: ProvisioningLogCollector | None = None
         self._verify_started_at: str | None = None
 
@@ -212,9 +249,23 @@ class EntraProvisioningLogSensor(BaseSensorOperator):
             )
         return hook
 
+    def _apply_param_timing(self, context: Context) -> None:
+        """Replace ``poke_interval``, ``settle_seconds`` and ``timeout`` by the run Params named for them."""
+        named = (self.poke_interval_param, self.settle_seconds_param, self.timeout_minutes_param)
+        if not any(named):
+            return
+        params = context.get("params") or {}
+        if self.poke_interval_param:
+            self.poke_interval = _param_number(params, self.poke_interval_param)
+        if self.settle_seconds_param:
+            self.settle_seconds = _param_number(params, self.settle_seconds_param)
+        if self.timeout_minutes_param:
+            self.timeout = _param_number(params, self.timeout_minutes_param) * 60
+
     # --- run ----------------------------------------------------------------------------------------------
 
     def execute(self, context: Context) -> Any:
+        self._apply_param_timing(context)  # before anything reads the timing, in every mode
         summary = self.summary
         if summary.get("dry_run"):
             raise AirflowSkipException("The upload was a dry run: nothing was sent, nothing to verify.")

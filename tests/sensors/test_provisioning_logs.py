@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -237,6 +238,63 @@ def test_reschedule_mode_resumes_from_the_staged_entries(airflow_db, slow_proces
     assert result["outcomes"]["success"] == records
     # Each reschedule is a new task instance run; the poll counter survived in the state file.
     assert result["log_polls"] >= 2
+
+
+def test_param_timing_drives_the_deferred_trigger(airflow_db, slow_processing, tmp_path):
+    """The sensor's own timeout is 0 and it polls every 2 s; the run's Params say 2 minutes and 1 s."""
+    records = 40
+    path = stage_input(tmp_path, hr_frame(records))
+    conf = {"verify_poke_interval": 1, "verify_settle_seconds": 1.5, "verify_timeout_minutes": 2}
+    dag_run = get_dag("entra_test_verify_params").test(
+        run_conf={"input_path": str(path), "mapping": MAPPING, **conf}
+    )
+
+    assert ti_state(dag_run, "verify") == TaskInstanceState.SUCCESS
+    result = xcom(dag_run, "verify")
+    assert result["deferred"] is True
+    assert result["outcomes"]["success"] == records
+    with create_session() as session:
+        ours = [
+            trigger
+            for trigger in session.scalars(select(Trigger))
+            if str(trigger.kwargs.get("state_path", "")).startswith(f"file://{path.parent}/")
+        ]
+    assert len(ours) == 1
+    kwargs = ours[0].kwargs
+    assert kwargs["poll_interval"] == 1.0
+    assert kwargs["settle_seconds"] == 1.5
+    # The trigger's deadline is the Param's 2 minutes after the deferral, not the sensor's own 0 s.
+    deadline = datetime.fromisoformat(kwargs["timeout_at"]) - ours[0].created_date
+    assert timedelta(minutes=1) < deadline <= timedelta(minutes=2)
+
+
+def test_param_timeout_holds_across_reschedules(airflow_db, slow_processing, tmp_path):
+    """Reschedule mode: each new try re-reads the Params, so the wait lasts the Param's 2 minutes (with the
+    sensor's own timeout of 0 the first empty poke would end it with every record missing)."""
+    records = 30
+    path = stage_input(tmp_path, hr_frame(records))
+    conf = {"verify_poke_interval": 1, "verify_settle_seconds": 1, "verify_timeout_minutes": 2}
+    dag_run = get_dag("entra_test_verify_params_reschedule").test(
+        run_conf={"input_path": str(path), "mapping": MAPPING, **conf}
+    )
+
+    assert ti_state(dag_run, "verify") == TaskInstanceState.SUCCESS
+    result = xcom(dag_run, "verify")
+    assert result["status"] == "complete" and result["deferred"] is False
+    assert result["outcomes"]["success"] == records
+    assert result["log_polls"] >= 2  # the first poke (before the 3 s processing delay) found nothing
+
+
+def test_a_missing_timing_param_is_named():
+    sensor = EntraProvisioningLogSensor(
+        task_id="verify",
+        upload_summary={"dry_run": True},
+        timeout_minutes_param="verify_timeout_minutes",
+    )
+    with pytest.raises(AirflowException, match="'verify_timeout_minutes'"):
+        sensor.execute({"params": {}})
+    with pytest.raises(AirflowException, match="'verify_timeout_minutes' must be a non-negative number"):
+        sensor.execute({"params": {"verify_timeout_minutes": "soon"}})
 
 
 def test_timeout_reports_unresolved_records_as_missing(entra_env, tmp_path):
