@@ -936,8 +936,7 @@ class Emulator:
                 else "Send the missing attribute, then send the record again."
             ),
         }
-        entry["cycle"].counts["failure"] += 1
-        self._emit(entry, action, "failure", user, upn, display_name, [], info)
+        self._emit(entry, action, "failure", user, upn, display_name, [], info)  # counts the failure
 
     def _second_pass(self, cycle: _Cycle) -> None:
         """Entries for managers created in this cycle: an ``update`` with the same changeId."""

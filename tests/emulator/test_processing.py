@@ -270,6 +270,7 @@ def test_duplicate_upn_fails_that_record_only(graph: Graph) -> None:
     last = graph.job()["status"]["lastExecution"]
     assert last["state"] == "EntryLevelErrors"
     assert last["countImported"] == 3
+    assert last["countEscrowed"] == 1  # one failed record counts once
 
 
 def test_upn_change_onto_an_existing_upn_fails_the_update(graph: Graph) -> None:
