@@ -34,7 +34,6 @@ Large data never goes through XCom: the task returns a small summary with the pa
 
 from __future__ import annotations
 
-import ast
 import hashlib
 import json
 import os
@@ -55,6 +54,7 @@ from airflow_provider_entra._constants import (
     ENTERPRISE_USER_SCHEMA,
     MAX_OPERATIONS_PER_REQUEST,
 )
+from airflow_provider_entra._rendered import parse_rendered
 from airflow_provider_entra._staging import (
     append_jsonl,
     local_path,
@@ -234,10 +234,7 @@ def _load_mapping(mapping: str | os.PathLike[str] | Mapping[str, Any] | Attribut
         return mapping
     spec: Any = mapping
     if isinstance(spec, str) and spec.lstrip().startswith("{"):  # a dict rendered as text
-        try:
-            spec = json.loads(spec)
-        except ValueError:
-            spec = ast.literal_eval(spec.strip())
+        spec = parse_rendered(spec)
     if isinstance(spec, Mapping):
         return AttributeMapping.from_dict(spec)
     source = to_path(spec)
@@ -257,14 +254,10 @@ def _is_mapped_frame(frame: pd.DataFrame) -> bool:
 
 def _parse_payloads(value: Any) -> list[dict[str, Any]]:
     if isinstance(value, str):
-        text = value.strip()
         try:
-            value = json.loads(text)
+            value = parse_rendered(value)
         except ValueError:
-            try:  # a list rendered by Jinja without render_template_as_native_obj
-                value = ast.literal_eval(text)
-            except (ValueError, SyntaxError):
-                raise AirflowException("payloads is text that is neither JSON nor a Python list") from None
+            raise AirflowException("payloads is text that is neither JSON nor a Python list") from None
     if isinstance(value, Mapping):
         value = [value]
     if not isinstance(value, Sequence) or not all(isinstance(item, Mapping) for item in value):

@@ -27,8 +27,6 @@ them when it starts (they override ``poke_interval``, ``settle_seconds`` and ``t
 
 from __future__ import annotations
 
-import ast
-import json
 import math
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta, timezone
@@ -39,6 +37,7 @@ import pandas as pd
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 from airflow.sdk.exceptions import AirflowException, AirflowSensorTimeout, AirflowSkipException
 
+from airflow_provider_entra._rendered import parse_rendered
 from airflow_provider_entra._staging import local_path, read_jsonl, to_path, write_frame
 from airflow_provider_entra.hooks.entra import EntraHook
 from airflow_provider_entra.links import EntraProvisioningLogsLink
@@ -83,14 +82,10 @@ def _parse_summary(value: Mapping[str, Any] | str) -> dict[str, Any]:
     if isinstance(value, Mapping):
         return dict(value)
     if isinstance(value, str):
-        text = value.strip()
         try:
-            parsed = json.loads(text)
+            parsed = parse_rendered(value)
         except ValueError:
-            try:  # a dict rendered by Jinja without render_template_as_native_obj
-                parsed = ast.literal_eval(text)
-            except (ValueError, SyntaxError):
-                parsed = None
+            parsed = None
         if isinstance(parsed, Mapping):
             return dict(parsed)
     raise AirflowException(
