@@ -68,7 +68,7 @@ from airflow_provider_entra._staging import (
 from airflow_provider_entra.exceptions import EntraError
 from airflow_provider_entra.hooks.entra import EntraHook
 from airflow_provider_entra.links import EntraProvisioningLogsLink
-from airflow_provider_entra.provisioning.stages import plan_stages
+from airflow_provider_entra.provisioning.stages import REJECTED_COLUMNS, plan_stages
 from airflow_provider_entra.scim import (
     MANAGER_PATH,
     AttributeMapping,
@@ -178,12 +178,18 @@ class UploadPlan:
     """
 
     requests: list[PlannedRequest] = field(default_factory=list)
-    rejected: pd.DataFrame = field(
-        default_factory=lambda: pd.DataFrame(columns=["row", "externalId", "stage", "reason"])
-    )
+    rejected: pd.DataFrame = field(default_factory=lambda: _stack_rejected())
     stage_sizes: list[int] = field(default_factory=list)
     records: int = 0
     input_rows: int = 0
+
+
+def _stack_rejected(*frames: pd.DataFrame) -> pd.DataFrame:
+    """The records set aside by several steps as one frame (:data:`REJECTED_COLUMNS`; empty when none)."""
+    return pd.concat(
+        [frame for frame in frames if len(frame)] or [pd.DataFrame(columns=list(REJECTED_COLUMNS))],
+        ignore_index=True,
+    )
 
 
 def _bulk_request(operations: list[dict[str, Any]]) -> dict[str, Any]:
@@ -442,9 +448,7 @@ class EntraBulkUploadOperator(BaseOperator):
     def _stages(self, frame: pd.DataFrame, manager_column: str) -> tuple[list[pd.Index], pd.DataFrame]:
         """Row labels per stage, and the rows set aside by staging."""
         if not self.managers_first or frame.empty:
-            return ([frame.index] if len(frame) else []), pd.DataFrame(
-                columns=["row", "externalId", "stage", "reason"]
-            )
+            return ([frame.index] if len(frame) else []), _stack_rejected()
         stage_plan = plan_stages(
             frame, id_column="externalId", manager_column=manager_column, known_ids=self._known_ids()
         )
@@ -454,13 +458,9 @@ class EntraBulkUploadOperator(BaseOperator):
 
     def _plan_records(self, records: MappedRecords, prefix: str) -> UploadPlan:
         plan = UploadPlan(input_rows=records.input_rows)
-        rejected = records.rejected.assign(stage="mapping")[["row", "externalId", "stage", "reason"]]
+        rejected = records.rejected.assign(stage="mapping")[list(REJECTED_COLUMNS)]
         stages, stage_rejected = self._stages(records.frame, MANAGER_PATH)
-        plan.rejected = pd.concat(
-            [frame for frame in (rejected, stage_rejected) if len(frame)]
-            or [pd.DataFrame(columns=["row", "externalId", "stage", "reason"])],
-            ignore_index=True,
-        )
+        plan.rejected = _stack_rejected(rejected, stage_rejected)
         seq = 0
         for stage_number, labels in enumerate(stages):
             ids = records.frame.loc[labels, "externalId"].astype(str).tolist()
@@ -511,11 +511,7 @@ class EntraBulkUploadOperator(BaseOperator):
             }
         )
         stages, stage_rejected = self._stages(users[~missing], "manager")
-        plan.rejected = pd.concat(
-            [frame for frame in (rejected, stage_rejected) if len(frame)]
-            or [pd.DataFrame(columns=["row", "externalId", "stage", "reason"])],
-            ignore_index=True,
-        )
+        plan.rejected = _stack_rejected(rejected, stage_rejected)
         seq = 0
         for stage_number, labels in enumerate(stages):
             stage_items = [items[label] for label in labels]
