@@ -357,21 +357,23 @@ class EntraHook(BaseHook):
                 instance_discovery=None if s.is_microsoft_authority else False,
             )
         except (ValueError, OSError, requests.RequestException, msal.exceptions.MsalError) as exc:
-            tls = _tls_failure(exc, s.authority_host)
-            if tls:
-                raise EntraAuthError(
-                    f"{self._token_subject()}: {tls}", error_code="TlsVerificationFailed"
-                ) from None
-            raise EntraAuthError(
+            raise self._auth_error(
+                exc,
                 f"{self._token_subject()}: could not set up the {_CREDENTIAL_LABELS[s.credential_type]} "
                 f"credential: {self._redact(_first_line(exc))}",
-                error_code=type(exc).__name__,
             ) from None
 
     def _token_subject(self) -> str:
         s = self.settings
         client = s.client_id or "(system-assigned identity)"
         return f"Token for client {client} in tenant {s.tenant_id} ({s.authority_host})"
+
+    def _auth_error(self, exc: BaseException, message: str) -> EntraAuthError:
+        """``exc`` from msal as the hook's error: a TLS verification failure says so, else ``message``."""
+        tls = _tls_failure(exc, self.settings.authority_host)
+        if tls:
+            return EntraAuthError(f"{self._token_subject()}: {tls}", error_code="TlsVerificationFailed")
+        return EntraAuthError(message, error_code=type(exc).__name__)
 
     def get_token(self) -> str:
         """Return a Graph access token, from msal's cache when still valid.
@@ -387,15 +389,10 @@ class EntraHook(BaseHook):
             else:
                 result = app.acquire_token_for_client(scopes=[s.scope])
         except (ValueError, OSError, requests.RequestException, msal.exceptions.MsalError) as exc:
-            tls = _tls_failure(exc, s.authority_host)
-            if tls:
-                raise EntraAuthError(
-                    f"{self._token_subject()}: {tls}", error_code="TlsVerificationFailed"
-                ) from None
-            raise EntraAuthError(
+            raise self._auth_error(
+                exc,
                 f"{self._token_subject()} failed ({_CREDENTIAL_LABELS[s.credential_type]}): "
                 f"{type(exc).__name__}: {self._redact(_first_line(exc))}",
-                error_code=type(exc).__name__,
             ) from None
         if not isinstance(result, dict) or "access_token" not in result:
             raise self._token_error(result if isinstance(result, dict) else {})
