@@ -53,8 +53,8 @@ def hr_rows(rows: int) -> Any:
 
 def upload(folder: Path, frame: Any) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Upload ``frame`` with :class:`EntraBulkUploadOperator` (default pacing); summary and manifest lines."""
-    from airflow_provider_entra._staging import read_jsonl
     from airflow_provider_entra.operators.bulk_upload import MANIFEST_NAME, EntraBulkUploadOperator
+    from airflow_provider_entra.staging import read_jsonl
 
     path = folder / "hr.parquet"
     frame.to_parquet(path, index=False)

@@ -39,11 +39,11 @@ from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.sdk import Asset, BaseHook, Param, dag, task
 from airflow.sdk.exceptions import AirflowFailException
 
-from airflow_provider_entra._staging import resolve_staging_root, to_path
 from airflow_provider_entra.operators.bulk_upload import EntraBulkUploadOperator
 from airflow_provider_entra.operators.job_health import EntraJobHealthOperator
 from airflow_provider_entra.provisioning import pipeline
 from airflow_provider_entra.sensors.provisioning_logs import EntraProvisioningLogSensor
+from airflow_provider_entra.staging import resolve_staging_root, to_path
 
 try:  # human approval in the UI: Airflow >= 3.1 (standard provider)
     from airflow.providers.standard.operators.hitl import ApprovalOperator

@@ -26,11 +26,11 @@ from typing import Any
 from airflow.sdk import Param, dag, task
 from airflow.sdk.exceptions import AirflowFailException
 
-from airflow_provider_entra._staging import resolve_staging_root, to_path
 from airflow_provider_entra.operators.bulk_upload import EntraBulkUploadOperator
 from airflow_provider_entra.operators.job_health import EntraJobHealthOperator
 from airflow_provider_entra.provisioning import pipeline
 from airflow_provider_entra.sensors.provisioning_logs import EntraProvisioningLogSensor
+from airflow_provider_entra.staging import resolve_staging_root, to_path
 
 DAG_ID = "entra_on_demand"
 HR_DAG_ID = "entra_hr_provisioning"

@@ -23,12 +23,12 @@ from typing import Any
 from airflow.sdk import Param, dag, task
 from airflow.sdk.exceptions import AirflowFailException
 
-from airflow_provider_entra._staging import resolve_staging_root, to_path
 from airflow_provider_entra.hooks.entra import EntraHook
 from airflow_provider_entra.operators.job_health import EntraJobHealthOperator
 from airflow_provider_entra.provisioning import pipeline
 from airflow_provider_entra.provisioning.reconcile import outcome_summary
 from airflow_provider_entra.provisioning.report import write_report
+from airflow_provider_entra.staging import resolve_staging_root, to_path
 
 DAG_ID = "entra_provisioning_review"
 

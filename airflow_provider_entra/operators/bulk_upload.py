@@ -55,16 +55,6 @@ from airflow_provider_entra._constants import (
     MAX_OPERATIONS_PER_REQUEST,
 )
 from airflow_provider_entra._rendered import parse_rendered
-from airflow_provider_entra._staging import (
-    append_jsonl,
-    local_path,
-    read_frame,
-    read_jsonl,
-    to_path,
-    write_bytes,
-    write_frame,
-    write_jsonl,
-)
 from airflow_provider_entra.exceptions import EntraError
 from airflow_provider_entra.hooks.entra import EntraHook
 from airflow_provider_entra.links import EntraProvisioningLogsLink
@@ -78,6 +68,16 @@ from airflow_provider_entra.scim import (
     parse_path,
 )
 from airflow_provider_entra.scim.records import RECORD_HASH, MappedRecords
+from airflow_provider_entra.staging import (
+    append_jsonl,
+    local_path,
+    read_frame,
+    read_jsonl,
+    to_path,
+    write_bytes,
+    write_frame,
+    write_jsonl,
+)
 
 if TYPE_CHECKING:
     from airflow.sdk import Context, ObjectStoragePath

@@ -38,7 +38,6 @@ from airflow.sdk import BaseSensorOperator, PokeReturnValue
 from airflow.sdk.exceptions import AirflowException, AirflowSensorTimeout, AirflowSkipException
 
 from airflow_provider_entra._rendered import parse_rendered
-from airflow_provider_entra._staging import local_path, read_jsonl, to_path, write_frame
 from airflow_provider_entra.hooks.entra import EntraHook
 from airflow_provider_entra.links import EntraProvisioningLogsLink
 from airflow_provider_entra.provisioning.reconcile import (
@@ -51,6 +50,7 @@ from airflow_provider_entra.provisioning.reconcile import (
     records_to_resend,
 )
 from airflow_provider_entra.provisioning.report import write_report
+from airflow_provider_entra.staging import local_path, read_jsonl, to_path, write_frame
 from airflow_provider_entra.triggers.provisioning_logs import (
     DEFAULT_LOOKBACK_SECONDS,
     DEFAULT_PAGE_SIZE,

@@ -35,10 +35,10 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_provider_entra._staging import append_jsonl, read_frame, read_jsonl, to_path, write_bytes
 from airflow_provider_entra.exceptions import EntraAuthError, EntraError
 from airflow_provider_entra.hooks.entra import EntraHook
 from airflow_provider_entra.provisioning.reconcile import UNRESOLVED_REFERENCE
+from airflow_provider_entra.staging import append_jsonl, read_frame, read_jsonl, to_path, write_bytes
 
 if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath

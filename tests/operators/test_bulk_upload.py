@@ -18,7 +18,6 @@ from airflow.sdk.exceptions import AirflowException
 from airflow.utils.session import create_session
 from airflow.utils.state import TaskInstanceState
 
-from airflow_provider_entra._staging import read_jsonl
 from airflow_provider_entra.operators.bulk_upload import (
     EXTERNAL_IDS_NAME,
     MANIFEST_NAME,
@@ -27,6 +26,7 @@ from airflow_provider_entra.operators.bulk_upload import (
     format_progress,
 )
 from airflow_provider_entra.scim import AttributeMapping, map_records
+from airflow_provider_entra.staging import read_jsonl
 
 MAPPING = {
     "externalId": "WorkerID",

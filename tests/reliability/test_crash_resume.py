@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from airflow_provider_entra._staging import read_jsonl
 from airflow_provider_entra.operators.bulk_upload import MANIFEST_NAME, EntraBulkUploadOperator
+from airflow_provider_entra.staging import read_jsonl
 
 CHILD = Path(__file__).with_name("_upload_child.py")
 RECORDS = 3000

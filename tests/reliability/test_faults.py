@@ -14,8 +14,8 @@ from collections import Counter
 
 import pytest
 
-from airflow_provider_entra._staging import read_jsonl
 from airflow_provider_entra.operators.bulk_upload import MANIFEST_NAME, EntraBulkUploadOperator
+from airflow_provider_entra.staging import read_jsonl
 
 RECORDS = 10_000
 REQUESTS = RECORDS // 50

@@ -15,10 +15,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from airflow_provider_entra._staging import read_jsonl
 from airflow_provider_entra.operators.bulk_upload import MANIFEST_NAME, EntraBulkUploadOperator
 from airflow_provider_entra.provisioning import pipeline
 from airflow_provider_entra.provisioning.snapshot import read_snapshot, write_snapshot
+from airflow_provider_entra.staging import read_jsonl
 
 CHILD = Path(__file__).with_name("_disk_full_child.py")
 REPO = Path(__file__).resolve().parents[2]

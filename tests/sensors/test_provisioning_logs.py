@@ -22,11 +22,11 @@ from airflow.utils.session import create_session
 from airflow.utils.state import TaskInstanceState
 from sqlalchemy import select
 
-from airflow_provider_entra._staging import read_frame, to_path
 from airflow_provider_entra.hooks.entra import EntraHook
 from airflow_provider_entra.links import EntraProvisioningLogsLink
 from airflow_provider_entra.operators.bulk_upload import EntraBulkUploadOperator
 from airflow_provider_entra.sensors.provisioning_logs import EntraProvisioningLogSensor
+from airflow_provider_entra.staging import read_frame, to_path
 
 MAPPING = {
     "externalId": "WorkerID",

@@ -11,10 +11,10 @@ import pytest
 from airflow.sdk.exceptions import AirflowException
 
 from airflow_provider_entra._constants import BULK_REQUEST_SCHEMA, CORE_USER_SCHEMA, ENTERPRISE_USER_SCHEMA
-from airflow_provider_entra._staging import read_jsonl
 from airflow_provider_entra.hooks.entra import EntraHook
 from airflow_provider_entra.provisioning.reconcile import reconcile
 from airflow_provider_entra.sensors.provisioning_logs import EntraProvisioningLogSensor
+from airflow_provider_entra.staging import read_jsonl
 from airflow_provider_entra.triggers.provisioning_logs import (
     EntraProvisioningLogTrigger,
     ProvisioningLogCollector,
