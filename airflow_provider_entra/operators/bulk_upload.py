@@ -19,13 +19,27 @@ its canonical JSON). Right after each 202 the operator appends a line to ``uploa
 A retried task reads the manifest and skips every request whose fingerprint is there. Only a request that
 was accepted but whose line was not yet written when the process died is sent again: at most one.
 
+Records Graph rejects
+---------------------
+When Graph answers 400 to a request (:class:`~airflow_provider_entra.exceptions.EntraPayloadRejectedError`,
+e.g. one record has ``"active": "yes"``), the whole request was refused. The operator then sends its two
+halves, recursively, down to single operations: the accepted parts go into the manifest like any request
+(with ``"part_of"``: the fingerprint of the planned request they come from), and a single operation still
+rejected is set aside in ``upload-rejected.parquet`` (``stage`` ``"upload"``, reason ``Graph rejected the
+record: <code>: <message>``), not retried. One bad record in a 50-operation request costs about
+``2 * log2(50)`` = 12 extra calls. The split is deterministic, so a retried task skips the parts already
+accepted; it does re-send (and see rejected again) the planned request and the halves on the way to each
+bad record, a few calls. More than ``max_rejected_records`` records rejected this way fails the task: that
+points at something systemic (the mapping, the schema), not at a few bad records. Auth, throttling, quota,
+413 and 5xx errors are never split: they fail the task as before.
+
 Files written to ``output_dir`` (default: the input file's folder)
 -----------------------------------------------------------------
 * ``upload-manifest.jsonl``: the accepted requests (above).
 * ``sent-external-ids.parquet``: every externalId of the run's requests (``externalId``, ``seq``, ``stage``),
-  for the verification sensor.
+  for the verification sensor; records Graph rejected are removed from it once the upload ends.
 * ``upload-rejected.parquet``: records not sent, with a reason (mapping errors, management cycles,
-  self-managers); only when there are some.
+  self-managers, records Graph rejected); only when there are some.
 * With ``dry_run``: ``dry-run-requests.jsonl`` (every request body, one per line) and
   ``dry-run-summary.json``; nothing is sent.
 
@@ -55,7 +69,7 @@ from airflow_provider_entra._constants import (
     MAX_OPERATIONS_PER_REQUEST,
 )
 from airflow_provider_entra._rendered import parse_rendered
-from airflow_provider_entra.exceptions import EntraError
+from airflow_provider_entra.exceptions import EntraError, EntraPayloadRejectedError
 from airflow_provider_entra.hooks.entra import EntraHook
 from airflow_provider_entra.links import EntraProvisioningLogsLink
 from airflow_provider_entra.provisioning.stages import REJECTED_COLUMNS, plan_stages
@@ -84,6 +98,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "EXTERNAL_IDS_NAME",
+    "DEFAULT_MAX_REJECTED_RECORDS",
+    "GRAPH_REJECTED_STAGE",
     "MANIFEST_NAME",
     "REJECTED_NAME",
     "EntraBulkUploadOperator",
@@ -105,6 +121,14 @@ InputKind = Literal["auto", "hr", "mapped"]
 #: Prefix of SCIM extension namespaces (RFC 7643 section 3.3); keys of a User record that start with it
 #: are extension attributes blocks.
 EXTENSION_SCHEMA_PREFIX = "urn:ietf:params:scim:schemas:extension:"
+#: HTTP status of a bulkUpload request Graph refused for its content: the only answer that is split in halves.
+BAD_REQUEST = 400
+#: Records Graph may reject (400, isolated by splitting requests) per task before the task fails.
+DEFAULT_MAX_REJECTED_RECORDS = 50
+#: ``stage`` column of the records Graph rejected, in ``upload-rejected.parquet``.
+GRAPH_REJECTED_STAGE = "upload"
+#: Reasons quoted in the error when too many records were rejected.
+REASONS_IN_ERROR = 5
 
 
 # --- pure helpers -----------------------------------------------------------------------------------------
@@ -130,16 +154,25 @@ def _duration(seconds: float) -> str:
     return f"{hours}h {minutes}m"
 
 
-def format_progress(done: int, total: int, calls_per_second: float | None, eta_seconds: float | None) -> str:
-    """``412/2,000 records (20%), 7.9 calls/s, ETA 4m``.
+def format_progress(
+    done: int,
+    total: int,
+    calls_per_second: float | None,
+    eta_seconds: float | None,
+    rejected_by_graph: int = 0,
+) -> str:
+    """``412/2,000 records (20%), 7.9 calls/s, ETA 4m`` (``, 2 rejected by Graph`` after the count when any).
 
-    :param done: records handled so far (sent or already in the manifest).
+    :param done: records handled so far (sent, already in the manifest, or rejected by Graph).
     :param total: records to handle.
     :param calls_per_second: bulkUpload calls per second so far, ``None`` before the first.
     :param eta_seconds: estimated seconds left, ``None`` when unknown.
+    :param rejected_by_graph: records Graph rejected (400) so far.
     """
     percent = int(done * 100 / total) if total else 100
     text = f"{done:,}/{total:,} records ({percent}%)"
+    if rejected_by_graph:
+        text += f", {rejected_by_graph:,} rejected by Graph"
     if calls_per_second is not None:
         text += f", {calls_per_second:.1f} calls/s"
     if eta_seconds is not None:
@@ -175,6 +208,7 @@ class UploadPlan:
     :param stage_sizes: records per stage.
     :param records: records that will be sent.
     :param input_rows: rows (or payload records) in the input.
+    :param rows: input row of each externalId to send (for the records Graph may reject).
     """
 
     requests: list[PlannedRequest] = field(default_factory=list)
@@ -182,6 +216,51 @@ class UploadPlan:
     stage_sizes: list[int] = field(default_factory=list)
     records: int = 0
     input_rows: int = 0
+    rows: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class _Outcome:
+    """What sending the plan did: manifest lines accepted now and earlier, records Graph rejected."""
+
+    sent: list[dict[str, Any]] = field(default_factory=list)
+    resumed: list[dict[str, Any]] = field(default_factory=list)
+    graph_rejected: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _halves(request: PlannedRequest, part_of: str) -> list[tuple[PlannedRequest, str]]:
+    """The two halves of a request (first half the larger), each a request of its own with the same seq and
+    stage; deterministic, so their fingerprints are the same in a retried task."""
+    operations = request.payload["Operations"]
+    middle = (len(operations) + 1) // 2
+    out = []
+    for start, stop in ((0, middle), (middle, len(operations))):
+        payload = {**request.payload, "Operations": operations[start:stop]}
+        out.append(
+            (
+                PlannedRequest(
+                    request.seq,
+                    request.stage,
+                    payload,
+                    request.external_ids[start:stop],
+                    fingerprint(payload),
+                ),
+                part_of,
+            )
+        )
+    return out
+
+
+def _graph_message(exc: EntraError) -> str:
+    """Graph's ``error.message`` from the hook's error text (``bulkUpload failed: HTTP 400 Code: message
+    (request-id …)``), or the whole text when it has another shape."""
+    text = exc.message
+    marker = f"HTTP {exc.status_code}" + (f" {exc.error_code}" if exc.error_code else "") + ": "
+    start = text.find(marker)
+    message = text[start + len(marker) :] if start >= 0 else text
+    if exc.request_id:
+        message = message.removesuffix(f" (request-id {exc.request_id})")
+    return message
 
 
 def _stack_rejected(*frames: pd.DataFrame) -> pd.DataFrame:
@@ -309,9 +388,14 @@ class EntraBulkUploadOperator(BaseOperator):
         builds the same requests and resumes. (templated)
     :param progress_every: log progress every this many requests...
     :param progress_seconds: ...or at least this often (seconds).
-    :return: ``{"records", "requests", "sent_requests", "resumed_requests", "rejected", "request_ids",
-        "request_ids_total", "first_submit", "last_submit", "manifest_path", "external_ids_path",
-        "rejected_path", "dry_run", "stages", "job_id"}``.
+    :param max_rejected_records: records Graph may reject (400) in this task, isolated by sending the
+        refused request in halves down to single records and set aside; one more fails the task (something
+        systemic is wrong). ``None``: no limit.
+    :return: ``{"records", "requests", "sent_requests", "resumed_requests", "rejected", "rejected_by_graph",
+        "sent_records", "request_ids", "request_ids_total", "first_submit", "last_submit", "manifest_path",
+        "external_ids_path", "rejected_path", "dry_run", "stages", "job_id"}``. ``rejected`` counts every
+        record not sent (``rejected_by_graph`` included); ``sent_records``: records in accepted requests
+        (this try and earlier ones); ``sent_requests`` counts the halves of split requests too.
     """
 
     template_fields: Sequence[str] = (
@@ -343,6 +427,7 @@ class EntraBulkUploadOperator(BaseOperator):
         bulk_id_prefix: str | None = None,
         progress_every: int = 10,
         progress_seconds: float = 10.0,
+        max_rejected_records: int | None = DEFAULT_MAX_REJECTED_RECORDS,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -352,6 +437,8 @@ class EntraBulkUploadOperator(BaseOperator):
             raise ValueError(
                 f"max_operations must be 1 to {MAX_OPERATIONS_PER_REQUEST}, got {max_operations}"
             )
+        if max_rejected_records is not None and max_rejected_records < 0:
+            raise ValueError(f"max_rejected_records must be 0 or more (or None), got {max_rejected_records}")
         self.input_path = input_path
         self.payloads = payloads
         self.mapping = mapping
@@ -367,6 +454,7 @@ class EntraBulkUploadOperator(BaseOperator):
         self.bulk_id_prefix = bulk_id_prefix
         self.progress_every = progress_every
         self.progress_seconds = progress_seconds
+        self.max_rejected_records = max_rejected_records
 
     # --- inputs -------------------------------------------------------------------------------------------
 
@@ -476,6 +564,9 @@ class EntraBulkUploadOperator(BaseOperator):
                 seq += 1
             plan.stage_sizes.append(built.operation_count)
             plan.records += built.operation_count
+        plan.rows = dict(
+            zip(records.frame["externalId"].astype(str), records.frame.index.tolist(), strict=True)
+        )
         return plan
 
     def _plan_payloads(self, items: list[dict[str, Any]], prefix: str) -> UploadPlan:
@@ -529,6 +620,7 @@ class EntraBulkUploadOperator(BaseOperator):
                 ]
                 payload = _bulk_request(operations)
                 plan.requests.append(PlannedRequest(seq, stage_number, payload, ids, fingerprint(payload)))
+                plan.rows.update(zip(ids, labels[start : start + self.max_operations].tolist(), strict=True))
                 seq += 1
             plan.stage_sizes.append(len(stage_items))
             plan.records += len(stage_items)
@@ -541,16 +633,7 @@ class EntraBulkUploadOperator(BaseOperator):
         out = self._output_dir()
         plan = self.plan(context)
         manifest_path = out / MANIFEST_NAME
-        ids_path = write_frame(
-            pd.DataFrame(
-                {
-                    "externalId": [ext for req in plan.requests for ext in req.external_ids],
-                    "seq": [req.seq for req in plan.requests for _ in req.external_ids],
-                    "stage": [req.stage for req in plan.requests for _ in req.external_ids],
-                }
-            ),
-            out / EXTERNAL_IDS_NAME,
-        )
+        ids_path = write_frame(_external_ids_frame(plan), out / EXTERNAL_IDS_NAME)
         rejected_path = None
         if len(plan.rejected):
             rejected_path = write_frame(plan.rejected.astype({"row": "string"}), out / REJECTED_NAME)
@@ -586,27 +669,44 @@ class EntraBulkUploadOperator(BaseOperator):
         done = {line.get("fingerprint"): line for line in read_jsonl(manifest_path, missing_ok=True)}
         wanted = {req.fingerprint for req in plan.requests}
         resumed = [done[req.fingerprint] for req in plan.requests if req.fingerprint in done]
-        if resumed:
+        parts = sum(1 for line in done.values() if line.get("part_of") in wanted)
+        if resumed or parts:
             self.log.info(
-                "Resuming: %d of %d requests are already in %s and will not be sent again",
+                "Resuming: %d of %d requests (and %d part(s) of requests Graph refused whole) are already "
+                "in %s and will not be sent again",
                 len(resumed),
                 len(plan.requests),
+                parts,
                 manifest_path,
             )
-        stale = sum(1 for key in done if key not in wanted)
+        stale = sum(
+            1 for key, line in done.items() if key not in wanted and line.get("part_of") not in wanted
+        )
         if stale:
             self.log.info("Ignoring %d manifest line(s) of other runs or inputs", stale)
-        sent = self._send(hook, plan, done, manifest_path)
-        accepted = sorted(resumed + sent, key=lambda line: line["seq"])
+        outcome = _Outcome()
+        try:
+            self._send(hook, plan, done, manifest_path, outcome)
+        finally:  # also when the task fails: the records Graph rejected so far are written down
+            if outcome.graph_rejected:
+                ids_path, rejected_path = self._write_graph_rejected(out, plan, outcome)
+        sent = outcome.sent
+        accepted = sorted(outcome.resumed + sent, key=lambda line: line["seq"])
         request_ids = [line.get("request_id") for line in accepted]
         if len(request_ids) > MAX_REQUEST_IDS_IN_SUMMARY:
             keep = REQUEST_IDS_KEPT_AT_EACH_END
             request_ids = request_ids[:keep] + request_ids[-keep:]
         times = [line["submitted_at"] for line in accepted]
+        rejected_by_graph = len(outcome.graph_rejected)
         return {
             **base,
+            "rejected": len(plan.rejected) + rejected_by_graph,
+            "rejected_by_graph": rejected_by_graph,
+            "sent_records": sum(len(line.get("external_ids") or ()) for line in accepted),
+            "external_ids_path": str(ids_path),
+            "rejected_path": str(rejected_path) if rejected_path is not None else None,
             "sent_requests": len(sent),
-            "resumed_requests": len(resumed),
+            "resumed_requests": len(outcome.resumed),
             "request_ids": request_ids,
             "request_ids_total": len(accepted),
             "first_submit": min(times) if times else None,
@@ -620,6 +720,8 @@ class EntraBulkUploadOperator(BaseOperator):
         requests_path = write_jsonl(out / DRY_RUN_REQUESTS_NAME, (req.payload for req in plan.requests))
         summary = {
             **base,
+            "rejected_by_graph": 0,
+            "sent_records": 0,
             "sent_requests": 0,
             "resumed_requests": 0,
             "request_ids": [],
@@ -635,45 +737,156 @@ class EntraBulkUploadOperator(BaseOperator):
         )
         return summary
 
+    def _write_graph_rejected(
+        self, out: ObjectStoragePath, plan: UploadPlan, outcome: _Outcome
+    ) -> tuple[ObjectStoragePath, ObjectStoragePath]:
+        """Add the records Graph rejected to ``upload-rejected.parquet`` and take them out of
+        ``sent-external-ids.parquet`` (the sensor must not wait for them)."""
+        graph_rejected = pd.DataFrame(outcome.graph_rejected, columns=list(REJECTED_COLUMNS))
+        rejected = _stack_rejected(plan.rejected, graph_rejected)
+        rejected_path = write_frame(rejected.astype({"row": "string"}), out / REJECTED_NAME)
+        gone = set(graph_rejected["externalId"])
+        ids_path = write_frame(_external_ids_frame(plan, gone), out / EXTERNAL_IDS_NAME)
+        self.log.warning(
+            "%d record(s) rejected by Graph were set aside in %s", len(graph_rejected), rejected_path
+        )
+        return ids_path, rejected_path
+
     def _send(
         self,
         hook: EntraHook,
         plan: UploadPlan,
         done: Mapping[str, Any],
         manifest_path: ObjectStoragePath,
-    ) -> list[dict[str, Any]]:
+        outcome: _Outcome,
+    ) -> None:
         progress = _Progress(self, plan, self.progress_every, self.progress_seconds)
-        sent: list[dict[str, Any]] = []
         for request in plan.requests:
-            if request.fingerprint in done:
-                progress.skipped(request)
-                continue
-            try:
-                receipt = hook.bulk_upload(request.payload)
-            except EntraError as exc:
-                raise AirflowException(
-                    f"bulkUpload of request {request.seq + 1}/{len(plan.requests)} (stage {request.stage}, "
-                    f"externalIds {', '.join(request.external_ids[:5])}"
-                    f"{' ...' if len(request.external_ids) > 5 else ''}) failed: {exc}. "
-                    f"{len(sent)} request(s) were accepted in this try and are in {manifest_path}; "
-                    "a retry of this task resumes after them."
-                ) from exc
-            line = {
-                "seq": request.seq,
-                "stage": request.stage,
-                "fingerprint": request.fingerprint,
-                "request_id": receipt.request_id,
-                "client_request_id": receipt.client_request_id,
-                "external_ids": request.external_ids,
-                "operations": receipt.operation_count,
-                "submitted_at": receipt.submitted_at.isoformat(),
-                "status_code": receipt.status_code,
-            }
-            append_jsonl(manifest_path, [line])
-            sent.append(line)
-            progress.sent(request)
+            pending: list[tuple[PlannedRequest, str | None]] = [(request, None)]
+            while pending:  # depth first, first half first: a deterministic order
+                part, part_of = pending.pop(0)
+                halves = self._send_one(hook, plan, part, part_of, done, manifest_path, outcome, progress)
+                pending[:0] = halves
         progress.finish()
-        return sent
+
+    def _send_one(
+        self,
+        hook: EntraHook,
+        plan: UploadPlan,
+        request: PlannedRequest,
+        part_of: str | None,
+        done: Mapping[str, Any],
+        manifest_path: ObjectStoragePath,
+        outcome: _Outcome,
+        progress: _Progress,
+    ) -> list[tuple[PlannedRequest, str]]:
+        """Send one request (or part of one); return its halves when Graph refused it whole (400)."""
+        if request.fingerprint in done:
+            outcome.resumed.append(done[request.fingerprint])
+            progress.skipped(request)
+            return []
+        try:
+            receipt = hook.bulk_upload(request.payload)
+        except EntraPayloadRejectedError as exc:
+            if exc.status_code != BAD_REQUEST:
+                raise self._failed(request, plan, outcome, manifest_path, exc) from exc
+            progress.refused()
+            if len(request.external_ids) > 1:
+                halves = _halves(request, part_of or request.fingerprint)
+                self.log.warning(
+                    "Graph refused request %d/%d (%d records, externalIds %s): %s; sending it in halves to "
+                    "find the bad record(s)",
+                    request.seq + 1,
+                    len(plan.requests),
+                    len(request.external_ids),
+                    _ids_text(request.external_ids),
+                    _graph_message(exc),
+                )
+                return halves
+            self._quarantine(plan, request, exc, outcome)
+            progress.rejected(request)
+            return []
+        except EntraError as exc:
+            raise self._failed(request, plan, outcome, manifest_path, exc) from exc
+        line = {
+            "seq": request.seq,
+            "stage": request.stage,
+            "fingerprint": request.fingerprint,
+            "request_id": receipt.request_id,
+            "client_request_id": receipt.client_request_id,
+            "external_ids": request.external_ids,
+            "operations": receipt.operation_count,
+            "submitted_at": receipt.submitted_at.isoformat(),
+            "status_code": receipt.status_code,
+        }
+        if part_of is not None:
+            line["part_of"] = part_of
+        append_jsonl(manifest_path, [line])
+        outcome.sent.append(line)
+        progress.sent(request)
+        return []
+
+    def _quarantine(
+        self, plan: UploadPlan, request: PlannedRequest, exc: EntraError, outcome: _Outcome
+    ) -> None:
+        """Set aside a single record Graph rejected; fail when more than ``max_rejected_records`` are."""
+        external_id = request.external_ids[0]
+        reason = (
+            f"Graph rejected the record: {exc.error_code or f'HTTP {exc.status_code}'}: {_graph_message(exc)}"
+        )
+        outcome.graph_rejected.append(
+            {
+                "row": plan.rows.get(external_id),
+                "externalId": external_id,
+                "stage": GRAPH_REJECTED_STAGE,
+                "reason": reason,
+            }
+        )
+        self.log.warning("Not sent: record %s: %s", external_id, reason)
+        limit = self.max_rejected_records
+        if limit is not None and len(outcome.graph_rejected) > limit:
+            first = "; ".join(
+                f"{item['externalId']}: {item['reason']}"
+                for item in outcome.graph_rejected[:REASONS_IN_ERROR]
+            )
+            raise AirflowException(
+                f"Graph rejected {len(outcome.graph_rejected)} records, more than max_rejected_records="
+                f"{limit}: something systemic is wrong (the mapping or the input's types?), so the upload "
+                f"stops. First reasons: {first}. The rejected records are in {REJECTED_NAME}; the "
+                f"{len(outcome.sent)} request(s) accepted in this try are in the manifest and a retry "
+                "resumes after them."
+            )
+
+    def _failed(
+        self,
+        request: PlannedRequest,
+        plan: UploadPlan,
+        outcome: _Outcome,
+        manifest_path: ObjectStoragePath,
+        exc: EntraError,
+    ) -> AirflowException:
+        return AirflowException(
+            f"bulkUpload of request {request.seq + 1}/{len(plan.requests)} (stage {request.stage}, "
+            f"externalIds {_ids_text(request.external_ids)}) failed: {exc}. "
+            f"{len(outcome.sent)} request(s) were accepted in this try and are in {manifest_path}; "
+            "a retry of this task resumes after them."
+        )
+
+
+def _external_ids_frame(plan: UploadPlan, leave_out: set[str] | frozenset[str] = frozenset()) -> pd.DataFrame:
+    """``externalId``, ``seq``, ``stage`` of every record of the plan's requests but ``leave_out``."""
+    kept = [(ext, req) for req in plan.requests for ext in req.external_ids if ext not in leave_out]
+    return pd.DataFrame(
+        {
+            "externalId": [ext for ext, _ in kept],
+            "seq": [req.seq for _, req in kept],
+            "stage": [req.stage for _, req in kept],
+        }
+    )
+
+
+def _ids_text(external_ids: Sequence[str]) -> str:
+    return ", ".join(external_ids[:5]) + (" ..." if len(external_ids) > 5 else "")
 
 
 class _Progress:
@@ -687,6 +900,7 @@ class _Progress:
         self.done = 0
         self.calls = 0
         self.records_sent = 0
+        self.rejected_by_graph = 0
         self.started = time.monotonic()
         self.last_logged = self.started
         self.since_log = 0
@@ -703,6 +917,14 @@ class _Progress:
         if self.since_log >= self.every or now - self.last_logged >= self.seconds:
             self._log(now)
 
+    def refused(self) -> None:
+        """A call Graph answered 400 (the request is split or its record set aside)."""
+        self.calls += 1
+
+    def rejected(self, request: PlannedRequest) -> None:
+        self.done += len(request.external_ids)
+        self.rejected_by_graph += len(request.external_ids)
+
     def _log(self, now: float) -> None:
         elapsed = now - self.started
         rate = self.calls / elapsed if elapsed > 0 else None
@@ -710,7 +932,7 @@ class _Progress:
         if rate and self.records_sent:
             records_per_call = self.records_sent / self.calls
             eta = (self.total - self.done) / records_per_call / rate
-        self.log.info("%s", format_progress(self.done, self.total, rate, eta))
+        self.log.info("%s", format_progress(self.done, self.total, rate, eta, self.rejected_by_graph))
         self.last_logged = now
         self.since_log = 0
 

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -328,6 +329,9 @@ def test_progress_line_format():
     assert format_progress(412, 2000, 7.9, 240) == "412/2,000 records (20%), 7.9 calls/s, ETA 4m"
     assert format_progress(0, 10, None, None) == "0/10 records (0%)"
     assert format_progress(10, 10, 8.0, 0) == "10/10 records (100%), 8.0 calls/s, ETA 0s"
+    assert (
+        format_progress(10, 10, 8.0, 0, 2) == "10/10 records (100%), 2 rejected by Graph, 8.0 calls/s, ETA 0s"
+    )
 
 
 def test_progress_is_logged_while_uploading(entra_env, tmp_path, capsys):
@@ -338,3 +342,90 @@ def test_progress_is_logged_while_uploading(entra_env, tmp_path, capsys):
     lines = [line for line in capsys.readouterr().out.splitlines() if " records (" in line]
     assert len(lines) >= 3
     assert "600/600 records (100%)" in lines[-1] and "calls/s" in lines[-1]
+
+
+# --- records Graph rejects (400): split in halves, set aside, the rest proceeds ------------------------
+
+
+def user_records(n: int, bad: Sequence[int] = ()) -> list[dict]:
+    """SCIM User records without managers; those at ``bad`` have ``"active": "yes"``, which the SCIM
+    builder never produces but a payload list can carry, and which Graph (the emulator) answers 400 to."""
+    return [
+        {
+            "externalId": str(5000 + i),
+            "userName": f"user{i}@contoso.com",
+            "active": "yes" if i in bad else True,
+            "displayName": f"User {i}",
+        }
+        for i in range(n)
+    ]
+
+
+def refused_uploads(emulator) -> int:
+    return emulator.stats()["status"].get("bulkUpload:400", 0)
+
+
+def test_records_graph_rejects_are_isolated_and_the_rest_provisioned(entra_env, tmp_path):
+    bad = (10, 70)  # requests 1 and 2 of 50, 50, 20
+    records = user_records(120, bad)
+    operator = EntraBulkUploadOperator(task_id="upload", payloads=records, output_dir=str(tmp_path))
+    summary = operator.execute({"run_id": "manual__graph_rejects"})
+
+    accepted, refused = bulk_uploads(entra_env), refused_uploads(entra_env)
+    # Each bad request: 1 refused whole, then 2 calls per halving 50 > 25 > 13 > 7 > 4 > 2 > 1.
+    per_bad_request = 1 + 2 * 6
+    assert accepted + refused <= 1 + 2 * per_bad_request
+    assert refused == 2 * 7 and accepted == 1 + 2 * 6
+    assert summary["rejected_by_graph"] == 2 and summary["rejected"] == 2
+    assert summary["sent_records"] == 118
+    assert summary["sent_records"] + summary["rejected"] == len(records)
+    assert summary["sent_requests"] == accepted and summary["requests"] == 3
+
+    rejected = pd.read_parquet(summary["rejected_path"].removeprefix("file://"))
+    assert sorted(rejected["externalId"]) == ["5010", "5070"]
+    assert set(rejected["stage"]) == {"upload"}
+    assert sorted(rejected["row"].astype(int)) == list(bad)
+    for reason in rejected["reason"]:
+        assert reason.startswith("Graph rejected the record: BadRequest: ")
+        assert "active: must be a boolean" in reason and "request-id" not in reason
+
+    sent = pd.read_parquet(tmp_path / EXTERNAL_IDS_NAME)
+    assert len(sent) == 118 and not {"5010", "5070"} & set(sent["externalId"])
+    manifest = read_jsonl(tmp_path / MANIFEST_NAME)
+    assert sum(len(line["external_ids"]) for line in manifest) == 118
+
+    entra_env.process()
+    provisioned = {u["employeeId"] for u in entra_env.users()}
+    good = {r["externalId"] for r in records} - {"5010", "5070"}
+    assert good <= provisioned and not {"5010", "5070"} & provisioned
+
+    # A retried task resends nothing Graph accepted: it only re-probes the way down to the two bad records.
+    again = EntraBulkUploadOperator(task_id="upload", payloads=records, output_dir=str(tmp_path)).execute(
+        {"run_id": "manual__graph_rejects"}
+    )
+    assert bulk_uploads(entra_env) == accepted
+    assert refused_uploads(entra_env) == refused + 2 * 7
+    assert again["sent_requests"] == 0 and again["resumed_requests"] == accepted
+    assert again["sent_records"] == 118 and again["rejected_by_graph"] == 2
+
+
+def test_more_records_rejected_than_allowed_fails_with_the_reasons(entra_env, tmp_path):
+    records = user_records(8, bad=(1, 4, 6))
+    operator = EntraBulkUploadOperator(
+        task_id="upload", payloads=records, output_dir=str(tmp_path), max_rejected_records=2
+    )
+    with pytest.raises(AirflowException, match="max_rejected_records=2") as info:
+        operator.execute({"run_id": "manual__systemic"})
+    message = str(info.value)
+    assert "Graph rejected 3 records" in message and "something systemic" in message
+    assert "5001: Graph rejected the record: BadRequest:" in message and "must be a boolean" in message
+    rejected = pd.read_parquet(tmp_path / REJECTED_NAME)
+    assert sorted(rejected["externalId"]) == ["5001", "5004", "5006"]
+
+
+def test_payload_rejections_that_are_not_400_are_not_split(entra_env, tmp_path):
+    empty = {"schemas": [], "Operations": []}  # refused by the hook before sending: no status code
+    operator = EntraBulkUploadOperator(task_id="upload", payloads=[empty], output_dir=str(tmp_path))
+    with pytest.raises(AirflowException, match="bulkUpload of request 1/1"):
+        operator.execute({"run_id": "manual__local"})
+    assert bulk_uploads(entra_env) == 0 and refused_uploads(entra_env) == 0
