@@ -299,6 +299,7 @@ class EntraProvisioningLogSensor(BaseSensorOperator):
                 state_path=str(self._entries_path()),
                 lookback_seconds=self.lookback_seconds,
                 settle_seconds=self.settle_seconds,
+                started_at=self._verify_started_at,
             ),
             method_name="execute_complete",
             kwargs={"verify_started_at": self._verify_started_at},
@@ -325,7 +326,7 @@ class EntraProvisioningLogSensor(BaseSensorOperator):
         """Resume after the trigger: reconcile the collected entries, report, apply the thresholds."""
         if not event:
             raise AirflowException("The provisioning-log trigger ended without an event")
-        self._verify_started_at = verify_started_at
+        self._verify_started_at = verify_started_at or event.get("started_at")
         if event.get("status") == STATUS_ERROR:
             raise AirflowException(f"Reading the provisioning logs failed: {event.get('message')}")
         status = STATUS_TIMEOUT if event.get("status") == STATUS_TIMEOUT else STATUS_COMPLETE

@@ -301,7 +301,8 @@ class EntraProvisioningLogTrigger(BaseTrigger):
     """Poll the provisioning logs until every externalId sent has an outcome, or ``timeout_at`` passes.
 
     Yields one event (plain JSON): ``{"status": "complete" | "timeout" | "error", "entries_path",
-    "log_requests", "polls", "resolved", "expected", "pending_references"}`` (``"message"`` on error).
+    "log_requests", "polls", "resolved", "expected", "pending_references", "started_at"}`` (``"message"`` on
+    error).
 
     The connection is read with ``await EntraHook.aget_connection()``; the hook's blocking calls (token, HTTP,
     pacing) run in a worker thread (``asyncio.to_thread``), so the triggerer's event loop never blocks. (On
@@ -316,6 +317,8 @@ class EntraProvisioningLogTrigger(BaseTrigger):
     :param state_path: JSON Lines file the collected entries go to (``entries_path`` in the event).
     :param lookback_seconds: re-read band behind the newest entry seen.
     :param settle_seconds: wait for follow-up entries when manager references are still unresolved.
+    :param started_at: when the verification started (ISO 8601), echoed in every event as ``started_at`` so
+        the resumed task has it whatever happens to ``defer(kwargs=...)`` (``dag.test()`` drops them).
     """
 
     def __init__(
@@ -330,6 +333,7 @@ class EntraProvisioningLogTrigger(BaseTrigger):
         state_path: str,
         lookback_seconds: float = DEFAULT_LOOKBACK_SECONDS,
         settle_seconds: float = DEFAULT_SETTLE_SECONDS,
+        started_at: str | None = None,
     ) -> None:
         super().__init__()
         self.entra_conn_id = entra_conn_id
@@ -341,6 +345,7 @@ class EntraProvisioningLogTrigger(BaseTrigger):
         self.state_path = state_path
         self.lookback_seconds = lookback_seconds
         self.settle_seconds = settle_seconds
+        self.started_at = started_at
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -355,6 +360,7 @@ class EntraProvisioningLogTrigger(BaseTrigger):
                 "state_path": self.state_path,
                 "lookback_seconds": self.lookback_seconds,
                 "settle_seconds": self.settle_seconds,
+                "started_at": self.started_at,
             },
         )
 
@@ -369,7 +375,11 @@ class EntraProvisioningLogTrigger(BaseTrigger):
         ).restore()
 
     def _event(self, status: str, collector: ProvisioningLogCollector | None, **extra: Any) -> TriggerEvent:
-        payload: dict[str, Any] = {"status": status, "entries_path": self.state_path}
+        payload: dict[str, Any] = {
+            "status": status,
+            "entries_path": self.state_path,
+            "started_at": self.started_at,
+        }
         if collector is not None:
             payload.update(
                 log_requests=collector.log_requests,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -136,6 +137,8 @@ def test_deferred_verification_reports_every_record(airflow_db, slow_processing,
     assert result["report_html"] == f"file://{path.parent}/report.html"
     html = to_path(result["report_html"]).read_text()
     assert "1499" in html  # a record of the last stage is listed
+    # The resumed task knows when verification started (dag.test() drops defer kwargs; the event carries it).
+    assert re.search(r"Verification started</th><td>\d{4}-\d\d-\d\dT", html), "start time missing"
 
     # Log API budget: never one query per user; per poll at most the pages of the window plus the last one.
     log_calls = emulator.stats()["calls"]["provisioningLogs"]

@@ -95,11 +95,14 @@ async def test_trigger_completes_when_every_record_has_an_outcome(entra_env, tmp
     hook = EntraHook()
     receipts = [hook.bulk_upload(bulk(*[user(f"{b}{i:02d}") for i in range(20)])) for b in (1, 2)]
     ids = [f"{b}{i:02d}" for b in (1, 2) for i in range(20)]
-    trigger = make_trigger(tmp_path, ids, since=receipts[0].submitted_at)
+    trigger = make_trigger(
+        tmp_path, ids, since=receipts[0].submitted_at, started_at="2026-03-02T10:00:00+00:00"
+    )
 
     event = await first_event(trigger)
 
     assert event["status"] == "complete"
+    assert event["started_at"] == "2026-03-02T10:00:00+00:00"
     assert event["resolved"] == event["expected"] == 40
     assert event["log_requests"] == emulator.stats()["calls"]["provisioningLogs"]
     entries = read_jsonl(event["entries_path"])
