@@ -394,7 +394,8 @@ class EntraProvisioningLogTrigger(BaseTrigger):
     async def run(self) -> AsyncIterator[TriggerEvent]:
         try:
             connection = await EntraHook.aget_connection(self.entra_conn_id)
-            hook = EntraHook.from_connection(connection)
+            # Building the hook parses credentials and loads CA bundles: off the event loop too.
+            hook = await asyncio.to_thread(EntraHook.from_connection, connection)
             collector = await asyncio.to_thread(self._collector)
         except Exception as exc:  # the task must learn why, not hang until its timeout
             yield self._event(STATUS_ERROR, None, message=f"{type(exc).__name__}: {exc}")
