@@ -122,23 +122,21 @@ def _register_apps(emulator: Emulator, pki: Pki, apps_file: str | None, issuer: 
     default = emulator.app_by_name("default")
     assert default is not None
     for name, kind in (("managed-identity", "managed_identity"), ("federated", "federated")):
-        app = emulator.app_by_name(name)
-        if app is None:
-            app = App(
-                name=name,
-                client_id=str(uuid.uuid4()),
-                client_secret=None,
-                service_principal_id=str(uuid.uuid4()),
-                job_id=default.job_id,
-                roles=list(ALL_ROLES),
-                kind=kind,
-            )
-        app.job_id = default.job_id
+        identity = emulator.app_by_name(name) or App(
+            name=name,
+            client_id=str(uuid.uuid4()),
+            client_secret=None,
+            service_principal_id=str(uuid.uuid4()),
+            job_id=default.job_id,
+            roles=list(ALL_ROLES),
+            kind=kind,
+        )
+        identity.job_id = default.job_id
         if kind == "federated":
-            app.federated = [
+            identity.federated = [
                 {"issuer": issuer, "subject": FEDERATED_SUBJECT, "audience": "api://AzureADTokenExchange"}
             ]
-        emulator.add_app(app)
+        emulator.add_app(identity)
 
 
 class _Server(uvicorn.Server):

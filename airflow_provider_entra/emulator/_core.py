@@ -566,7 +566,7 @@ class Emulator:
 
     def _known_to_job(self, job: Job, ext: str) -> bool:
         oid = self.by_emp.get(ext)
-        return bool(oid) and job.job_id in self.users[oid].get("_jobs", [])
+        return oid is not None and job.job_id in self.users[oid].get("_jobs", [])
 
     def _resolve_manager_now(self, cycle: _Cycle, manager_ext: str) -> str | None:
         """A manager resolves only if this job processed it in an earlier cycle."""
@@ -729,6 +729,7 @@ class Emulator:
         if error:
             self._fail(entry, "create", "EntryExportAdd", upn or ext, target.get("displayName") or "", error)
             return
+        assert upn  # a missing upn set an error above
         new_id = str(uuid.uuid4())
         manager = self._reference(entry, upn, manager_ext, None)
         if manager:
