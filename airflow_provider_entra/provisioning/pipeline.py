@@ -40,7 +40,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from airflow_provider_entra._atomic import atomic_write_bytes
+from airflow_provider_entra._fsio import exists as _exists
+from airflow_provider_entra._fsio import fs_and_path as _fs_and_path
+from airflow_provider_entra._fsio import is_local as _is_local
+from airflow_provider_entra._fsio import read_bytes as _read_bytes
+from airflow_provider_entra._fsio import write_bytes as _write_bytes
 from airflow_provider_entra.provisioning._hr import QUARANTINE_COLUMNS, concat_quarantine, quarantine_frame
 from airflow_provider_entra.provisioning.admin import (
     DEFAULT_PRIVILEGE_RULE,
@@ -178,46 +182,6 @@ def snapshot_dir(root: Any, dag_id: str) -> Any:
 
 
 # --- staged file I/O --------------------------------------------------------------------------------------
-
-
-def _fs_and_path(path: Any) -> tuple[Any, str]:
-    fs = getattr(path, "fs", None)
-    if fs is not None and hasattr(path, "path"):
-        return fs, str(path.path)
-    import fsspec
-
-    text = os.fspath(path)
-    if "://" in text:
-        return fsspec.core.url_to_fs(text)
-    return fsspec.filesystem("file"), str(Path(text).expanduser().resolve())
-
-
-def _is_local(fs: Any) -> bool:
-    protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
-    return protocol in ("file", "local")
-
-
-def _read_bytes(path: Any) -> bytes:
-    fs, inner = _fs_and_path(path)
-    with fs.open(inner, "rb") as handle:
-        return handle.read()
-
-
-def _exists(path: Any) -> bool:
-    fs, inner = _fs_and_path(path)
-    return bool(fs.exists(inner))
-
-
-def _write_bytes(path: Any, data: bytes) -> None:
-    fs, inner = _fs_and_path(path)
-    if not _is_local(fs):
-        parent = inner.rpartition("/")[0]
-        if parent:
-            fs.makedirs(parent, exist_ok=True)
-        with fs.open(inner, "wb") as handle:
-            handle.write(data)
-        return
-    atomic_write_bytes(Path(inner), data)
 
 
 def read_frame(path: Any) -> pd.DataFrame:

@@ -39,6 +39,7 @@ import numpy as np
 import pandas as pd
 
 from airflow_provider_entra._atomic import atomic_write_bytes
+from airflow_provider_entra._fsio import fs_and_path, is_local
 from airflow_provider_entra.provisioning._hr import TEXT_DTYPE, isin_text
 
 __all__ = [
@@ -100,41 +101,19 @@ def _conform(df: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def _fs_and_path(path: str | os.PathLike[str] | Any) -> tuple[Any, str] | None:
-    """``(filesystem, path)`` for remote-style paths; ``None`` for plain local paths."""
-    fs = getattr(path, "fs", None)
-    if fs is not None and hasattr(path, "path"):
-        return fs, str(path.path)
-    if isinstance(path, str) and "://" in path and not path.startswith("file://"):
-        import fsspec
-
-        fs, inner = fsspec.core.url_to_fs(path)
-        return fs, inner
-    return None
-
-
-def _local(path: str | os.PathLike[str] | Any) -> Path:
-    text = os.fspath(path)
-    return Path(text[len("file://") :] if text.startswith("file://") else text)
-
-
 def read_snapshot(path: str | os.PathLike[str] | Any) -> pd.DataFrame:
     """Read the committed snapshot; a missing file is an empty snapshot (first run).
 
     :param path: local path, fsspec URL, or ``ObjectStoragePath``/``UPath``.
     :return: a frame with :data:`SNAPSHOT_DTYPES`.
     """
-    remote = _fs_and_path(path)
-    if remote is not None:
-        fs, inner = remote
-        if not fs.exists(inner):
-            return empty_snapshot()
-        with fs.open(inner, "rb") as fh:
-            return _conform(pd.read_parquet(fh))
-    local = _local(path)
-    if not local.exists():
+    fs, inner = fs_and_path(path)
+    if not fs.exists(inner):
         return empty_snapshot()
-    return _conform(pd.read_parquet(local))
+    if is_local(fs):
+        return _conform(pd.read_parquet(inner))
+    with fs.open(inner, "rb") as fh:
+        return _conform(pd.read_parquet(fh))
 
 
 def write_snapshot(df: pd.DataFrame, path: str | os.PathLike[str] | Any) -> None:
@@ -144,9 +123,8 @@ def write_snapshot(df: pd.DataFrame, path: str | os.PathLike[str] | Any) -> None
     :param path: local path, fsspec URL, or ``ObjectStoragePath``/``UPath``.
     """
     frame = _conform(df).sort_values("externalId", kind="stable", ignore_index=True)
-    remote = _fs_and_path(path)
-    if remote is not None:
-        fs, inner = remote
+    fs, inner = fs_and_path(path)
+    if not is_local(fs):
         parent, _, name = inner.rpartition("/")
         tmp = f"{parent}/.{name}.{uuid.uuid4().hex}.tmp" if parent else f".{name}.{uuid.uuid4().hex}.tmp"
         if parent:
@@ -161,7 +139,7 @@ def write_snapshot(df: pd.DataFrame, path: str | os.PathLike[str] | Any) -> None
         return
     buffer = io.BytesIO()
     frame.to_parquet(buffer, index=False)
-    atomic_write_bytes(_local(path), buffer.getvalue())
+    atomic_write_bytes(Path(inner), buffer.getvalue())
 
 
 def active_count(snapshot: pd.DataFrame) -> int:
