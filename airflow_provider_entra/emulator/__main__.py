@@ -273,6 +273,8 @@ def main(argv: list[str] | None = None) -> int:
         timeout_keep_alive=30,
         timeout_graceful_shutdown=5,
         lifespan="off",
+        # The app sets an exact Date on every response (create_app); uvicorn's own is cached per second.
+        date_header=False,
     )
     server = _Server(ssl_ctx_cfg)
     stop = threading.Event()

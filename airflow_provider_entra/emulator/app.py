@@ -21,6 +21,7 @@ import json
 import math
 import time
 import uuid
+from email.utils import formatdate
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -164,6 +165,7 @@ class StatsAndFaults:
 
         async def counting_send(message: Message) -> None:
             if message["type"] == "http.response.start":
+                message = with_date_header(message)
                 with self.emulator.lock:
                     stats.status[f"{endpoint}:{message['status']}"] += 1
                     if message["status"] == 429:
@@ -211,6 +213,26 @@ class StatsAndFaults:
                 )
             response = JSONResponse(error_body(code, message, ids), status_code=status, headers=headers)
             await response(scope, receive, counting_send)
+
+
+def http_date(ts: float) -> str:
+    """``ts`` (seconds since the epoch) as an HTTP ``Date`` value: IMF-fixdate, GMT, the second it falls in
+    (floored like the provisioning logs' ``activityDateTime``, so an entry is never dated before its upload's
+    acceptance)."""
+    return formatdate(math.floor(ts), usegmt=True)
+
+
+def with_date_header(message: Message) -> Message:
+    """The ``http.response.start`` message with a ``Date`` header (the clock now) unless it has one.
+
+    Every Graph response carries ``Date`` (RFC 9110 section 6.6.1); the bulkUpload route sets its own, the
+    time the upload was accepted, and keeps it. uvicorn's header is switched off (it is cached per second).
+    """
+    headers = list(message.get("headers") or [])
+    if any(name.lower() == b"date" for name, _ in headers):
+        return message
+    headers.append((b"date", http_date(time.time()).encode("latin-1")))
+    return {**message, "headers": headers}
 
 
 def _abort(send: Send) -> None:
@@ -504,7 +526,9 @@ def create_app(emulator: Emulator, identity: Identity, *, base_url: str, info: d
         location = f"{_base(request)}/{ver}/auditLogs/provisioning?$filter=" + quote(
             f"jobid eq '{job.job_id}'", safe="'"
         )
-        return Response(status_code=202, headers={**ids, "Location": location})
+        # Date: the acceptance time; processing (and every log entry's activityDateTime) is at or after it.
+        headers = {**ids, "Location": location, "Date": http_date(upload.received)}
+        return Response(status_code=202, headers=headers)
 
     def get_schema(ver: str, sp: str, job_id: str, request: Request) -> JSONResponse:
         job = _authorized_job(request, sp, job_id, JOB_READ_ROLES)
