@@ -4,7 +4,7 @@ Example::
 
     hook = EntraHook("entra_default")
     receipt = hook.bulk_upload(payload)  # 202 Accepted; outcomes appear later in the provisioning logs
-    for entry in hook.iter_provisioning_logs(since=receipt.submitted_at):
+    for entry in hook.iter_provisioning_logs(since=receipt.accepted_at or receipt.submitted_at):
         ...
 
 Tokens come from one long-lived msal application per credential, kept in a process-wide registry
@@ -26,6 +26,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
@@ -134,8 +135,11 @@ class BulkUploadReceipt:
     :param request_id: Graph's ``request-id`` header.
     :param client_request_id: the ``client-request-id`` sent (and echoed by Graph).
     :param location: the ``Location`` header: the provisioning-logs query for the job.
-    :param submitted_at: when the request was sent (aware, UTC).
+    :param submitted_at: when the request was sent (aware, UTC), by the local clock.
     :param operation_count: number of SCIM operations in the request.
+    :param accepted_at: when Graph accepted the request, by Microsoft's clock: the 202's ``Date`` header
+        (aware, UTC, whole seconds); ``None`` when the header is missing or unparseable. Entra processes the
+        records, and writes their log entries, at or after this time.
     """
 
     status_code: int
@@ -144,17 +148,26 @@ class BulkUploadReceipt:
     location: str | None
     submitted_at: datetime
     operation_count: int
+    accepted_at: datetime | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-safe form for XCom, ``submitted_at`` as an ISO 8601 string."""
+        """JSON-safe form for XCom, ``submitted_at`` and ``accepted_at`` as ISO 8601 strings."""
         data = asdict(self)
         data["submitted_at"] = self.submitted_at.isoformat()
+        data["accepted_at"] = self.accepted_at.isoformat() if self.accepted_at else None
         return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> BulkUploadReceipt:
-        """Rebuild a receipt from :meth:`to_dict` output."""
-        return cls(**{**data, "submitted_at": datetime.fromisoformat(data["submitted_at"])})
+        """Rebuild a receipt from :meth:`to_dict` output (a dict without ``accepted_at`` is accepted too)."""
+        accepted = data.get("accepted_at")
+        return cls(
+            **{
+                **data,
+                "submitted_at": datetime.fromisoformat(data["submitted_at"]),
+                "accepted_at": datetime.fromisoformat(accepted) if accepted else None,
+            }
+        )
 
 
 class _Attempt(threading.local):
@@ -623,6 +636,7 @@ class EntraHook(BaseHook):
             location=response.headers.get("Location"),
             submitted_at=submitted_at,
             operation_count=operations,
+            accepted_at=_http_date(response.headers.get("Date")),
         )
         self.log.debug(
             "bulkUpload accepted: %d operations, HTTP %d, request-id %s",
@@ -779,6 +793,24 @@ class EntraHook(BaseHook):
 
 
 # --- helpers ------------------------------------------------------------------------------------------------
+
+
+def _http_date(value: str | None) -> datetime | None:
+    """An HTTP ``Date`` header (IMF-fixdate, RFC 9110) as an aware UTC datetime; ``None`` when absent or
+    unparseable (a missing header must not fail an upload Graph accepted).
+
+    >>> _http_date("Sun, 06 Dec 2026 00:38:17 GMT")
+    datetime.datetime(2026, 12, 6, 0, 38, 17, tzinfo=datetime.timezone.utc)
+    """
+    if not value:
+        return None
+    try:
+        stamp = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if stamp.tzinfo is None:  # "-0000": UTC with no claim about the local zone (RFC 5322)
+        return stamp.replace(tzinfo=timezone.utc)
+    return stamp.astimezone(timezone.utc)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -6,7 +6,7 @@ import json
 import threading
 import traceback
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -19,7 +19,7 @@ from airflow_provider_entra.exceptions import (
     EntraThrottledError,
 )
 from airflow_provider_entra.hooks import BulkUploadReceipt, EntraHook, clear_msal_apps
-from airflow_provider_entra.hooks.entra import _msal_apps
+from airflow_provider_entra.hooks.entra import _http_date, _msal_apps
 
 
 def calls(emulator: EmulatorProcess, endpoint: str) -> int:
@@ -167,6 +167,56 @@ def test_bulk_upload_receipt(entra_env, bulk):
     assert entra_env.stats()["operations_received"] == 2
     with pytest.raises(AttributeError):
         receipt.status_code = 200  # frozen
+
+
+def test_receipt_carries_graphs_acceptance_time_and_no_entry_predates_it(entra_env, bulk):
+    entra_env.configure(processing_delay=0.0)
+    hook = EntraHook()
+    before = datetime.now(timezone.utc)
+    receipt = hook.bulk_upload(bulk("701984", "902341"))
+    after = datetime.now(timezone.utc)
+    accepted = receipt.accepted_at
+    assert accepted is not None and accepted.utcoffset() == timedelta(0)
+    assert before.replace(microsecond=0) <= accepted <= after  # the 202's Date: whole seconds
+    as_dict = receipt.to_dict()
+    assert as_dict["accepted_at"] == accepted.isoformat()
+    assert json.loads(json.dumps(as_dict)) == as_dict
+    assert BulkUploadReceipt.from_dict(as_dict) == receipt
+    entra_env.process()
+    entries = list(hook.iter_provisioning_logs(since=accepted))
+    assert {e["sourceIdentity"]["id"] for e in entries} == {"701984", "902341"}
+    assert all(datetime.fromisoformat(e["activityDateTime"]) >= accepted for e in entries)
+
+
+def test_receipt_without_acceptance_time_still_round_trips():
+    old = {
+        "status_code": 202,
+        "request_id": "r",
+        "client_request_id": "c",
+        "location": None,
+        "submitted_at": "2026-03-02T10:00:00.250000+00:00",
+        "operation_count": 1,
+    }
+    receipt = BulkUploadReceipt.from_dict(old)
+    assert receipt.accepted_at is None
+    assert BulkUploadReceipt.from_dict(receipt.to_dict()) == receipt
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("Sun, 06 Dec 2026 00:38:17 GMT", datetime(2026, 12, 6, 0, 38, 17, tzinfo=timezone.utc)),
+        ("Sun, 06 Dec 2026 01:38:17 +0100", datetime(2026, 12, 6, 0, 38, 17, tzinfo=timezone.utc)),
+        (None, None),
+        ("", None),
+        ("yesterday", None),
+    ],
+)
+def test_date_header_parsing(header, expected):
+    parsed = _http_date(header)
+    assert parsed == expected
+    if parsed is not None:
+        assert parsed.tzinfo == timezone.utc
 
 
 def test_payload_over_50_operations_is_refused_before_sending(entra_env, bulk):
