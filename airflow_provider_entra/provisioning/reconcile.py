@@ -34,8 +34,19 @@ How the final outcome is chosen
   v1.0 ones are absent.
 
 Entries about externalIds that were not sent are ignored and counted (:class:`ReconcileResult`, and the
-``attrs`` of the frame :func:`reconcile` returns). Entries older than the run's first submit time belong
-to another run: filter them out in the log query (``activityDateTime ge ...``) and/or pass ``since``.
+``attrs`` of the frame :func:`reconcile` returns).
+
+Which entries belong to this run
+--------------------------------
+A record is verified only by its own entries. Entra processes a record, and so dates its entries, at or
+after the moment Graph accepted the request that carried it: the ``Date`` header of the 202, Microsoft's
+clock (see :attr:`~airflow_provider_entra.hooks.entra.BulkUploadReceipt.accepted_at`). Pass those times as
+``accepted_at`` (externalId -> acceptance time): an entry counts for record X only when its
+``activityDateTime >= accepted_at[X] - tolerance_seconds``. The default tolerance, 1 second, covers the
+whole-second resolution of both clocks; two runs seconds apart never share an entry (an earlier run's
+``create`` cannot stand in for this run's ``skipped``). Records without a known acceptance fall back to
+``since`` (a window on the local submit clock, with whatever margin the caller chose). Dropped entries are
+counted as ``stale_entries``.
 
 Pure pandas: no Airflow, no I/O.
 """
@@ -59,7 +70,9 @@ __all__ = [
     "STATUS_WARNING",
     "STATUSES",
     "UNRESOLVED_REFERENCE",
+    "DEFAULT_TOLERANCE_SECONDS",
     "ReconcileResult",
+    "acceptance_times",
     "failure_reasons",
     "flatten_entries",
     "outcome_summary",
@@ -87,6 +100,10 @@ ACTION_CREATE = "create"
 #: resolved yet (Microsoft's log sample, ``Samples/InboundAPI_logSample.txt`` in
 #: AzureAD/entra-id-inbound-provisioning).
 UNRESOLVED_REFERENCE = "UnableToResolveReferenceAttributeValue"
+
+#: How much earlier than a record's acceptance (the 202's ``Date``) an entry may be dated and still count for
+#: that record: both clocks have whole-second resolution.
+DEFAULT_TOLERANCE_SECONDS = 1.0
 
 #: Columns of the frame :func:`reconcile` returns, in order.
 OUTCOME_COLUMNS: tuple[str, ...] = (
@@ -132,7 +149,8 @@ class ReconcileResult:
     :param total_entries: log entries received.
     :param ignored_entries: entries about externalIds that were not in the sent list.
     :param ignored_external_ids: those externalIds (sorted, unique).
-    :param stale_entries: entries dropped because they are older than ``since``.
+    :param stale_entries: entries dropped because they are older than their record's acceptance minus the
+        tolerance (or than ``since`` for a record without a known acceptance).
     :param invalid_entries: entries without ``sourceIdentity.id`` or a parseable ``activityDateTime``.
     """
 
@@ -242,6 +260,24 @@ def _to_utc(value: datetime | str | pd.Timestamp) -> pd.Timestamp:
     return stamp.tz_localize(timezone.utc) if stamp.tzinfo is None else stamp.tz_convert(timezone.utc)
 
 
+def acceptance_times(
+    accepted_at: pd.Series | Mapping[str, datetime | str | pd.Timestamp | None] | None,
+) -> pd.Series:
+    """externalId -> acceptance time (UTC), unknown times left out, the earliest kept for a repeated id.
+
+    :param accepted_at: a Series indexed by externalId, or a mapping; values are datetimes, ISO 8601 text,
+        ``None`` or NaT (naive means UTC).
+    """
+    if accepted_at is None:
+        return pd.Series(dtype="datetime64[ns, UTC]")
+    series = accepted_at if isinstance(accepted_at, pd.Series) else pd.Series(dict(accepted_at), dtype=object)
+    series = series[series.index.notna()]
+    times = pd.to_datetime(series.astype(object), utc=True, format="ISO8601", errors="coerce")
+    times.index = pd.Index(series.index.astype(str).str.strip())
+    times = times.dropna()
+    return times.groupby(level=0).min()
+
+
 def flatten_entries(entries: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     """One row per log entry with the fields reconciliation needs.
 
@@ -262,15 +298,23 @@ def reconcile_detailed(
     external_ids: Iterable[Any],
     *,
     since: datetime | str | None = None,
+    accepted_at: pd.Series | Mapping[str, Any] | None = None,
+    tolerance_seconds: float = DEFAULT_TOLERANCE_SECONDS,
 ) -> ReconcileResult:
     """Final outcome per externalId sent, with counts of the entries left out.
 
     :param entries: provisioning-log entries for the job (any order, any page split).
     :param external_ids: the externalIds that were sent (duplicates are collapsed, first order kept).
-    :param since: drop entries whose ``activityDateTime`` is earlier (naive datetimes are taken as UTC);
-        pass the run's first submit time.
+    :param since: for records without a known acceptance: drop entries whose ``activityDateTime`` is
+        earlier (naive datetimes are taken as UTC).
+    :param accepted_at: externalId -> when Graph accepted the request carrying it (the 202's ``Date``); see
+        :func:`acceptance_times` for the accepted shapes. An entry counts for a record only when it is dated
+        at or after that record's acceptance minus ``tolerance_seconds``.
+    :param tolerance_seconds: seconds an entry may predate its record's acceptance (clock resolution).
     :return: a :class:`ReconcileResult`; its ``outcomes`` rows follow the order of ``external_ids``.
     """
+    if not tolerance_seconds >= 0:
+        raise ValueError(f"tolerance_seconds must be 0 or more, got {tolerance_seconds!r}")
     sent_values = pd.Series(list(external_ids), dtype=object).dropna()
     sent = pd.Index(pd.unique(sent_values.astype(str).str.strip()))
     flat = flatten_entries(entries)
@@ -280,11 +324,16 @@ def reconcile_detailed(
     invalid = int((~valid).sum())
     flat = flat[valid]
 
-    stale = 0
+    # Each entry's cutoff: its record's acceptance minus the tolerance, else ``since``, else none.
+    limits = acceptance_times(accepted_at) - pd.Timedelta(seconds=tolerance_seconds)
+    cutoff = pd.Series(
+        limits.reindex(flat["external_id"].to_numpy()).to_numpy(), index=flat.index, dtype=limits.dtype
+    )
     if since is not None:
-        recent = flat["activity_time"] >= _to_utc(since)
-        stale = int((~recent).sum())
-        flat = flat[recent]
+        cutoff = cutoff.fillna(_to_utc(since))
+    recent = cutoff.isna() | (flat["activity_time"] >= cutoff)
+    stale = int((~recent).sum())
+    flat = flat[recent]
 
     ours = flat["external_id"].isin(sent)
     ignored_ids = tuple(sorted(pd.unique(flat.loc[~ours, "external_id"])))
@@ -333,12 +382,17 @@ def reconcile(
     external_ids: Iterable[Any],
     *,
     since: datetime | str | None = None,
+    accepted_at: pd.Series | Mapping[str, Any] | None = None,
+    tolerance_seconds: float = DEFAULT_TOLERANCE_SECONDS,
 ) -> pd.DataFrame:
     """One row per externalId sent with its final outcome from the provisioning logs.
 
     :param entries: provisioning-log entries for the job (any order).
     :param external_ids: the externalIds that were sent.
-    :param since: drop entries older than this (the run's first submit time; naive means UTC).
+    :param since: for records without a known acceptance, drop entries older than this (naive means UTC).
+    :param accepted_at: externalId -> acceptance time of its request (the 202's ``Date``): an entry counts
+        for a record only at or after that time minus ``tolerance_seconds`` (see the module docstring).
+    :param tolerance_seconds: seconds an entry may predate its record's acceptance.
     :return: columns :data:`OUTCOME_COLUMNS`: ``external_id``, ``status`` (success, warning, failure,
         skipped, missing), ``action``, ``error_code``, ``reason``, ``recommended_action``, ``cycle_id``,
         ``change_id``, ``activity_time`` (UTC), ``entra_object_id``, ``upn``, ``entries`` (log entries seen),
@@ -346,7 +400,9 @@ def reconcile(
         (the final entry still could not set the manager). ``attrs`` holds ``total_entries``,
         ``ignored_entries`` (entries for externalIds not sent), ``stale_entries`` and ``invalid_entries``.
     """
-    return reconcile_detailed(entries, external_ids, since=since).outcomes
+    return reconcile_detailed(
+        entries, external_ids, since=since, accepted_at=accepted_at, tolerance_seconds=tolerance_seconds
+    ).outcomes
 
 
 def outcome_summary(outcomes: pd.DataFrame) -> pd.DataFrame:

@@ -15,6 +15,7 @@ import pytest
 from airflow_provider_entra.provisioning.reconcile import (
     OUTCOME_COLUMNS,
     UNRESOLVED_REFERENCE,
+    acceptance_times,
     failure_reasons,
     outcome_summary,
     reconcile,
@@ -318,6 +319,105 @@ def test_since_drops_older_entries() -> None:
     assert result.stale_entries == 2
     naive = reconcile(entries, ["1", "2"], since=T0.replace(tzinfo=None))
     pd.testing.assert_frame_equal(naive, result.outcomes)
+
+
+def redundant_skip(external_id: str, offset: float) -> dict[str, Any]:
+    """The entry Entra writes for a record it already holds: skipped, action other, RedundantExport."""
+    return entry(
+        external_id,
+        offset,
+        status="skipped",
+        action="other",
+        steps=[
+            {
+                "name": "EntrySynchronizationNone",
+                "provisioningStepType": "processing",
+                "status": "skipped",
+                "description": "No changes are needed",
+                "details": {"SkipReason": "RedundantExport"},
+            }
+        ],
+    )
+
+
+def test_two_runs_seconds_apart_never_share_an_entry() -> None:
+    """Run A creates record 1 (accepted at T0, entry 1 s later); run B sends it again 13 s later."""
+    entries = [entry("1", 1), redundant_skip("1", 14)]
+    first = by_id(reconcile(entries, ["1"], accepted_at={"1": T0})).loc["1"]
+    second = by_id(reconcile(entries, ["1"], accepted_at={"1": T0 + timedelta(seconds=13)})).loc["1"]
+    assert (first["status"], first["action"]) == (
+        "skipped",
+        "other",
+    )  # the later entry is A's too: both count
+    assert (second["status"], second["action"], second["error_code"]) == (
+        "skipped",
+        "other",
+        "RedundantExport",
+    )
+    assert second["entries"] == 1
+    # Before B's own entry is written, B has no outcome yet: A's create does not stand in for it.
+    early = reconcile_detailed(entries[:1], ["1"], accepted_at={"1": T0 + timedelta(seconds=13)})
+    assert early.outcomes["status"].tolist() == ["missing"]
+    assert early.stale_entries == 1
+
+
+def test_acceptance_is_per_record() -> None:
+    """Record 2 was accepted in a later request of the same run: record 1's window does not widen its own."""
+    entries = [entry("1", 0), entry("2", 0), redundant_skip("2", 20)]
+    accepted = {"1": T0, "2": T0 + timedelta(seconds=15)}
+    result = reconcile_detailed(entries, ["1", "2"], accepted_at=accepted)
+    outcomes = by_id(result.outcomes)
+    assert (outcomes.loc["1", "status"], outcomes.loc["1", "action"]) == ("success", "create")
+    assert (outcomes.loc["2", "status"], outcomes.loc["2", "entries"]) == ("skipped", 1)
+    assert result.stale_entries == 1
+
+
+@pytest.mark.parametrize(
+    ("entry_offset", "tolerance", "counted"),
+    [
+        (10, 1.0, True),  # dated at the acceptance second
+        (9, 1.0, True),  # one second early: within the clocks' resolution
+        (8, 1.0, False),  # two seconds early: another run's
+        (8, 2.0, True),
+        (9, 0.0, False),
+        (10, 0.0, True),
+    ],
+)
+def test_tolerance_is_in_seconds(entry_offset: float, tolerance: float, counted: bool) -> None:
+    outcomes = reconcile(
+        [entry("1", entry_offset)],
+        ["1"],
+        accepted_at={"1": T0 + timedelta(seconds=10)},
+        tolerance_seconds=tolerance,
+    )
+    assert outcomes["status"].tolist() == (["success"] if counted else ["missing"])
+
+
+def test_records_without_known_acceptance_fall_back_to_since() -> None:
+    entries = [entry("1", -5), entry("2", -5), entry("3", -5)]
+    accepted = pd.Series(
+        [T0 + timedelta(seconds=30), pd.NaT], index=["1", "2"], dtype="datetime64[ns, UTC]"
+    )  # 2: NaT (no Date header); 3: not listed at all
+    result = reconcile_detailed(
+        entries, ["1", "2", "3"], since=T0 - timedelta(seconds=10), accepted_at=accepted
+    )
+    assert by_id(result.outcomes)["status"].to_dict() == {"1": "missing", "2": "success", "3": "success"}
+    without_since = reconcile(entries, ["1", "2", "3"], accepted_at=accepted)
+    assert without_since["status"].tolist() == ["missing", "success", "success"]
+
+
+def test_acceptance_times_accepts_text_naive_and_repeated_ids() -> None:
+    mapping = {"1": "2026-03-02T08:00:05+00:00", "2": None, " 3 ": T0.replace(tzinfo=None)}
+    times = acceptance_times(mapping)
+    assert times.to_dict() == {"1": T0 + timedelta(seconds=5), "3": T0}
+    repeated = pd.Series([T0 + timedelta(seconds=9), T0 + timedelta(seconds=2)], index=["7", "7"])
+    assert acceptance_times(repeated).to_dict() == {"7": T0 + timedelta(seconds=2)}
+    assert acceptance_times(None).empty
+
+
+def test_negative_tolerance_is_refused() -> None:
+    with pytest.raises(ValueError, match="tolerance_seconds"):
+        reconcile([entry("1", 0)], ["1"], accepted_at={"1": T0}, tolerance_seconds=-1)
 
 
 def test_entries_without_identity_or_time_are_counted_invalid() -> None:
