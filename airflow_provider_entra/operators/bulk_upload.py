@@ -14,7 +14,12 @@ its canonical JSON). Right after each 202 the operator appends a line to ``uploa
 
     {"seq": 7, "stage": 1, "fingerprint": "…", "request_id": "…", "client_request_id": "…",
      "external_ids": ["1513", …], "operations": 50, "submitted_at": "2026-03-02T01:00:07.1+00:00",
-     "status_code": 202}
+     "accepted_at": "2026-03-02T01:00:07+00:00", "status_code": 202}
+
+``submitted_at`` is the local clock when the request was sent; ``accepted_at`` is Microsoft's clock when
+Graph accepted it (the 202's ``Date`` header, whole seconds; ``null`` when the answer had none). Entra
+processes the records at or after ``accepted_at``, so verification reads each record's log entries from
+there (see :mod:`airflow_provider_entra.provisioning.reconcile`).
 
 A retried task reads the manifest and skips every request whose fingerprint is there. Only a request that
 was accepted but whose line was not yet written when the process died is sent again: at most one.
@@ -27,17 +32,24 @@ halves, recursively, down to single operations: the accepted parts go into the m
 (with ``"part_of"``: the fingerprint of the planned request they come from), and a single operation still
 rejected is set aside in ``upload-rejected.parquet`` (``stage`` ``"upload"``, reason ``Graph rejected the
 record: <code>: <message>``), not retried. One bad record in a 50-operation request costs about
-``2 * log2(50)`` = 12 extra calls. The split is deterministic, so a retried task skips the parts already
-accepted; it does re-send (and see rejected again) the planned request and the halves on the way to each
-bad record, a few calls. More than ``max_rejected_records`` records rejected this way fails the task: that
+``2 * log2(50)`` = 12 extra calls. Every request (or part) Graph refused is written down in
+``upload-refused.jsonl`` (fingerprint, externalIds, Graph's error), and the split is deterministic, so a
+retried task neither re-sends the parts already accepted nor re-probes what Graph refused: a refused
+request is split again without a call, and a refused single record is set aside again with its recorded
+reason. (Refusals are remembered per run: requests of another run have other bulkIds, so other
+fingerprints. Delete the file to probe again.) More than ``max_rejected_records`` records rejected this way
+fails the task: that
 points at something systemic (the mapping, the schema), not at a few bad records. Auth, throttling, quota,
 413 and 5xx errors are never split: they fail the task as before.
 
 Files written to ``output_dir`` (default: the input file's folder)
 -----------------------------------------------------------------
 * ``upload-manifest.jsonl``: the accepted requests (above).
-* ``sent-external-ids.parquet``: every externalId of the run's requests (``externalId``, ``seq``, ``stage``),
-  for the verification sensor; records Graph rejected are removed from it once the upload ends.
+* ``sent-external-ids.parquet``: every externalId of the run's requests (``externalId``, ``seq``, ``stage``,
+  ``accepted_at``: the earliest acceptance of the record in this run, UTC, NaT when not accepted or
+  unknown), for the verification sensor; rewritten when the upload ends, without the records Graph
+  rejected.
+* ``upload-refused.jsonl``: the requests and parts Graph refused (400), so a retry does not send them again.
 * ``upload-rejected.parquet``: records not sent, with a reason (mapping errors, management cycles,
   self-managers, records Graph rejected); only when there are some.
 * With ``dry_run``: ``dry-run-requests.jsonl`` (every request body, one per line) and
@@ -55,6 +67,7 @@ import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -101,6 +114,7 @@ __all__ = [
     "DEFAULT_MAX_REJECTED_RECORDS",
     "GRAPH_REJECTED_STAGE",
     "MANIFEST_NAME",
+    "REFUSED_NAME",
     "REJECTED_NAME",
     "EntraBulkUploadOperator",
     "PlannedRequest",
@@ -112,6 +126,8 @@ __all__ = [
 MANIFEST_NAME = "upload-manifest.jsonl"
 EXTERNAL_IDS_NAME = "sent-external-ids.parquet"
 REJECTED_NAME = "upload-rejected.parquet"
+#: Requests (and parts) Graph refused with 400, one JSON line each: a retried task does not re-probe them.
+REFUSED_NAME = "upload-refused.jsonl"
 DRY_RUN_REQUESTS_NAME = "dry-run-requests.jsonl"
 DRY_RUN_SUMMARY_NAME = "dry-run-summary.json"
 #: Request ids kept in the XCom summary; beyond that the first and last few (the manifest has all).
@@ -221,11 +237,14 @@ class UploadPlan:
 
 @dataclass
 class _Outcome:
-    """What sending the plan did: manifest lines accepted now and earlier, records Graph rejected."""
+    """What sending the plan did: manifest lines accepted now and earlier, records Graph rejected, and the
+    requests Graph refused (this try and earlier ones, by fingerprint; kept in ``refused_path``)."""
 
+    refused_path: ObjectStoragePath
     sent: list[dict[str, Any]] = field(default_factory=list)
     resumed: list[dict[str, Any]] = field(default_factory=list)
     graph_rejected: list[dict[str, Any]] = field(default_factory=list)
+    refused: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def _halves(request: PlannedRequest, part_of: str) -> list[tuple[PlannedRequest, str]]:
@@ -392,10 +411,13 @@ class EntraBulkUploadOperator(BaseOperator):
         refused request in halves down to single records and set aside; one more fails the task (something
         systemic is wrong). ``None``: no limit.
     :return: ``{"records", "requests", "sent_requests", "resumed_requests", "rejected", "rejected_by_graph",
-        "sent_records", "request_ids", "request_ids_total", "first_submit", "last_submit", "manifest_path",
-        "external_ids_path", "rejected_path", "dry_run", "stages", "job_id"}``. ``rejected`` counts every
-        record not sent (``rejected_by_graph`` included); ``sent_records``: records in accepted requests
-        (this try and earlier ones); ``sent_requests`` counts the halves of split requests too.
+        "sent_records", "request_ids", "request_ids_total", "first_submit", "last_submit", "first_accepted",
+        "last_accepted", "manifest_path", "external_ids_path", "rejected_path", "dry_run", "stages",
+        "job_id"}``. ``rejected`` counts every record not sent (``rejected_by_graph`` included);
+        ``sent_records``: records in accepted requests (this try and earlier ones); ``sent_requests`` counts
+        the halves of split requests too. ``first_submit``/``last_submit`` are local clock times,
+        ``first_accepted``/``last_accepted`` Graph's (the 202s' ``Date`` headers; ``None`` when none had
+        one), all ISO 8601.
     """
 
     template_fields: Sequence[str] = (
@@ -684,12 +706,26 @@ class EntraBulkUploadOperator(BaseOperator):
         )
         if stale:
             self.log.info("Ignoring %d manifest line(s) of other runs or inputs", stale)
-        outcome = _Outcome()
+        outcome = _Outcome(refused_path=out / REFUSED_NAME)
+        outcome.refused = {
+            line["fingerprint"]: line
+            for line in read_jsonl(outcome.refused_path, missing_ok=True)
+            if line.get("fingerprint")
+        }
+        if outcome.refused:
+            self.log.info(
+                "%d request(s) or part(s) Graph refused in an earlier try (%s) are not sent again",
+                len(outcome.refused),
+                outcome.refused_path,
+            )
         try:
             self._send(hook, plan, done, manifest_path, outcome)
         finally:  # also when the task fails: the records Graph rejected so far are written down
             if outcome.graph_rejected:
-                ids_path, rejected_path = self._write_graph_rejected(out, plan, outcome)
+                rejected_path = self._write_graph_rejected(out, plan, outcome)
+            gone = {item["externalId"] for item in outcome.graph_rejected}
+            acceptance = _acceptance(outcome.resumed + outcome.sent)
+            ids_path = write_frame(_external_ids_frame(plan, gone, acceptance), out / EXTERNAL_IDS_NAME)
         sent = outcome.sent
         accepted = sorted(outcome.resumed + sent, key=lambda line: line["seq"])
         request_ids = [line.get("request_id") for line in accepted]
@@ -697,6 +733,7 @@ class EntraBulkUploadOperator(BaseOperator):
             keep = REQUEST_IDS_KEPT_AT_EACH_END
             request_ids = request_ids[:keep] + request_ids[-keep:]
         times = [line["submitted_at"] for line in accepted]
+        accepted_times = [line["accepted_at"] for line in accepted if line.get("accepted_at")]
         rejected_by_graph = len(outcome.graph_rejected)
         return {
             **base,
@@ -711,6 +748,8 @@ class EntraBulkUploadOperator(BaseOperator):
             "request_ids_total": len(accepted),
             "first_submit": min(times) if times else None,
             "last_submit": max(times) if times else None,
+            "first_accepted": min(accepted_times, key=_utc_time) if accepted_times else None,
+            "last_accepted": max(accepted_times, key=_utc_time) if accepted_times else None,
             "job_id": hook.job_id,
         }
 
@@ -728,6 +767,8 @@ class EntraBulkUploadOperator(BaseOperator):
             "request_ids_total": 0,
             "first_submit": None,
             "last_submit": None,
+            "first_accepted": None,
+            "last_accepted": None,
             "job_id": None,
             "dry_run_requests_path": str(requests_path),
         }
@@ -739,18 +780,16 @@ class EntraBulkUploadOperator(BaseOperator):
 
     def _write_graph_rejected(
         self, out: ObjectStoragePath, plan: UploadPlan, outcome: _Outcome
-    ) -> tuple[ObjectStoragePath, ObjectStoragePath]:
-        """Add the records Graph rejected to ``upload-rejected.parquet`` and take them out of
-        ``sent-external-ids.parquet`` (the sensor must not wait for them)."""
+    ) -> ObjectStoragePath:
+        """Add the records Graph rejected to ``upload-rejected.parquet`` (the caller takes them out of
+        ``sent-external-ids.parquet``: the sensor must not wait for them)."""
         graph_rejected = pd.DataFrame(outcome.graph_rejected, columns=list(REJECTED_COLUMNS))
         rejected = _stack_rejected(plan.rejected, graph_rejected)
         rejected_path = write_frame(rejected.astype({"row": "string"}), out / REJECTED_NAME)
-        gone = set(graph_rejected["externalId"])
-        ids_path = write_frame(_external_ids_frame(plan, gone), out / EXTERNAL_IDS_NAME)
         self.log.warning(
             "%d record(s) rejected by Graph were set aside in %s", len(graph_rejected), rejected_path
         )
-        return ids_path, rejected_path
+        return rejected_path
 
     def _send(
         self,
@@ -785,12 +824,33 @@ class EntraBulkUploadOperator(BaseOperator):
             outcome.resumed.append(done[request.fingerprint])
             progress.skipped(request)
             return []
+        known = outcome.refused.get(request.fingerprint)
+        if known is not None:  # refused in an earlier try: Graph would refuse it again, do not re-probe
+            if len(request.external_ids) > 1:
+                return _halves(request, part_of or request.fingerprint)
+            self._quarantine(plan, request, str(known.get("reason") or ""), outcome)
+            progress.rejected(request)
+            return []
         try:
             receipt = hook.bulk_upload(request.payload)
         except EntraPayloadRejectedError as exc:
             if exc.status_code != BAD_REQUEST:
                 raise self._failed(request, plan, outcome, manifest_path, exc) from exc
             progress.refused()
+            reason = (
+                f"Graph rejected the record: {exc.error_code or f'HTTP {exc.status_code}'}: "
+                f"{_graph_message(exc)}"
+            )
+            refusal = {
+                "fingerprint": request.fingerprint,
+                "seq": request.seq,
+                "external_ids": request.external_ids,
+                "status_code": exc.status_code,
+                "request_id": exc.request_id,
+                "reason": reason,
+            }
+            append_jsonl(outcome.refused_path, [refusal])
+            outcome.refused[request.fingerprint] = refusal
             if len(request.external_ids) > 1:
                 halves = _halves(request, part_of or request.fingerprint)
                 self.log.warning(
@@ -803,7 +863,7 @@ class EntraBulkUploadOperator(BaseOperator):
                     _graph_message(exc),
                 )
                 return halves
-            self._quarantine(plan, request, exc, outcome)
+            self._quarantine(plan, request, reason, outcome)
             progress.rejected(request)
             return []
         except EntraError as exc:
@@ -817,6 +877,7 @@ class EntraBulkUploadOperator(BaseOperator):
             "external_ids": request.external_ids,
             "operations": receipt.operation_count,
             "submitted_at": receipt.submitted_at.isoformat(),
+            "accepted_at": receipt.accepted_at.isoformat() if receipt.accepted_at else None,
             "status_code": receipt.status_code,
         }
         if part_of is not None:
@@ -826,14 +887,9 @@ class EntraBulkUploadOperator(BaseOperator):
         progress.sent(request)
         return []
 
-    def _quarantine(
-        self, plan: UploadPlan, request: PlannedRequest, exc: EntraError, outcome: _Outcome
-    ) -> None:
+    def _quarantine(self, plan: UploadPlan, request: PlannedRequest, reason: str, outcome: _Outcome) -> None:
         """Set aside a single record Graph rejected; fail when more than ``max_rejected_records`` are."""
         external_id = request.external_ids[0]
-        reason = (
-            f"Graph rejected the record: {exc.error_code or f'HTTP {exc.status_code}'}: {_graph_message(exc)}"
-        )
         outcome.graph_rejected.append(
             {
                 "row": plan.rows.get(external_id),
@@ -873,16 +929,42 @@ class EntraBulkUploadOperator(BaseOperator):
         )
 
 
-def _external_ids_frame(plan: UploadPlan, leave_out: set[str] | frozenset[str] = frozenset()) -> pd.DataFrame:
-    """``externalId``, ``seq``, ``stage`` of every record of the plan's requests but ``leave_out``."""
+def _external_ids_frame(
+    plan: UploadPlan,
+    leave_out: set[str] | frozenset[str] = frozenset(),
+    accepted_at: Mapping[str, str] | None = None,
+) -> pd.DataFrame:
+    """``externalId``, ``seq``, ``stage``, ``accepted_at`` (UTC, NaT when unknown) of every record of the
+    plan's requests but ``leave_out``."""
     kept = [(ext, req) for req in plan.requests for ext in req.external_ids if ext not in leave_out]
+    accepted = accepted_at or {}
     return pd.DataFrame(
         {
             "externalId": [ext for ext, _ in kept],
             "seq": [req.seq for _, req in kept],
             "stage": [req.stage for _, req in kept],
+            "accepted_at": pd.to_datetime([accepted.get(ext) for ext, _ in kept], utc=True, format="ISO8601"),
         }
     )
+
+
+def _utc_time(text: str) -> datetime:
+    stamp = datetime.fromisoformat(text)
+    return stamp.replace(tzinfo=timezone.utc) if stamp.tzinfo is None else stamp.astimezone(timezone.utc)
+
+
+def _acceptance(lines: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+    """externalId -> the earliest ``accepted_at`` among the manifest lines carrying it (ISO 8601 text)."""
+    earliest: dict[str, str] = {}
+    for line in lines:
+        accepted = line.get("accepted_at")
+        if not accepted:
+            continue
+        for ext in line.get("external_ids") or ():
+            key = str(ext)
+            if key not in earliest or _utc_time(accepted) < _utc_time(earliest[key]):
+                earliest[key] = accepted
+    return earliest
 
 
 def _ids_text(external_ids: Sequence[str]) -> str:

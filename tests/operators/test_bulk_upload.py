@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pandas as pd
@@ -22,6 +23,7 @@ from airflow.utils.state import TaskInstanceState
 from airflow_provider_entra.operators.bulk_upload import (
     EXTERNAL_IDS_NAME,
     MANIFEST_NAME,
+    REFUSED_NAME,
     REJECTED_NAME,
     EntraBulkUploadOperator,
     format_progress,
@@ -149,7 +151,8 @@ def test_killed_upload_resumes_and_resends_at_most_one_request(entra_env, tmp_pa
     receipts_before = len(read_jsonl(manifest))
     assert kill_after <= receipts_before < 62
 
-    retry = subprocess.run(command, capture_output=True, text=True, timeout=180, check=True)
+    retry = subprocess.run(command, capture_output=True, text=True, timeout=180)
+    assert retry.returncode == 0, retry.stderr[-3000:]
     summary = json.loads(retry.stdout.strip().splitlines()[-1])
 
     assert summary["requests"] == 62
@@ -178,6 +181,53 @@ def test_retried_task_with_a_complete_manifest_sends_nothing(entra_env, tmp_path
     # Another run (another run id, so other bulkIds) is a new upload, not a resume.
     other = upload(path, run_id="manual__other", mapping=MAPPING)
     assert other["sent_requests"] == 5 and other["resumed_requests"] == 0
+
+
+def test_acceptance_times_reach_the_manifest_the_summary_and_the_ids_file(entra_env, tmp_path):
+    path = stage(tmp_path, hr_frame(120))
+    before = datetime.now(timezone.utc).replace(microsecond=0)
+    summary = upload(path, mapping=MAPPING)
+    after = datetime.now(timezone.utc)
+    lines = read_jsonl(path.parent / MANIFEST_NAME)
+    accepted = {line["seq"]: datetime.fromisoformat(line["accepted_at"]) for line in lines}
+    assert len(accepted) == 5
+    assert all(before <= stamp <= after and stamp.tzinfo is not None for stamp in accepted.values())
+    assert datetime.fromisoformat(summary["first_accepted"]) == min(accepted.values())
+    assert datetime.fromisoformat(summary["last_accepted"]) == max(accepted.values())
+
+    ids = pd.read_parquet(path.parent / EXTERNAL_IDS_NAME)
+    assert str(ids["accepted_at"].dtype).startswith("datetime64") and ids["accepted_at"].notna().all()
+    by_record = {
+        ext: datetime.fromisoformat(line["accepted_at"]) for line in lines for ext in line["external_ids"]
+    }
+    assert len(ids) == 120
+    for row in ids.itertuples(index=False):
+        assert row.accepted_at.to_pydatetime() == by_record[row.externalId]
+
+    # A retried task resumes: the acceptance times are the first try's, not the retry's clock.
+    time.sleep(1.1)
+    again = upload(path, mapping=MAPPING)
+    assert again["sent_requests"] == 0
+    assert (again["first_accepted"], again["last_accepted"]) == (
+        summary["first_accepted"],
+        summary["last_accepted"],
+    )
+    pd.testing.assert_frame_equal(pd.read_parquet(path.parent / EXTERNAL_IDS_NAME), ids)
+
+
+def test_a_manifest_without_acceptance_times_leaves_them_unknown(entra_env, tmp_path):
+    """Manifests written before acceptance times existed (or 202s without a Date) resume as unknown."""
+    path = stage(tmp_path, hr_frame(12))
+    upload(path, mapping=MAPPING)
+    manifest = path.parent / MANIFEST_NAME
+    lines = read_jsonl(manifest)
+    manifest.write_text(
+        "".join(json.dumps({k: v for k, v in line.items() if k != "accepted_at"}) + "\n" for line in lines)
+    )
+    again = upload(path, mapping=MAPPING)
+    assert again["sent_requests"] == 0 and again["first_accepted"] is None and again["last_accepted"] is None
+    ids = pd.read_parquet(path.parent / EXTERNAL_IDS_NAME)
+    assert len(ids) == 12 and ids["accepted_at"].isna().all()
 
 
 def test_a_torn_manifest_line_is_skipped_and_its_request_sent_again(entra_env, tmp_path):
@@ -399,14 +449,57 @@ def test_records_graph_rejects_are_isolated_and_the_rest_provisioned(entra_env, 
     good = {r["externalId"] for r in records} - {"5010", "5070"}
     assert good <= provisioned and not {"5010", "5070"} & provisioned
 
-    # A retried task resends nothing Graph accepted: it only re-probes the way down to the two bad records.
+    # A retried task resends nothing Graph accepted and re-probes nothing Graph refused: no call at all.
     again = EntraBulkUploadOperator(task_id="upload", payloads=records, output_dir=str(tmp_path)).execute(
         {"run_id": "manual__graph_rejects"}
     )
     assert bulk_uploads(entra_env) == accepted
-    assert refused_uploads(entra_env) == refused + 2 * 7
+    assert refused_uploads(entra_env) == refused
     assert again["sent_requests"] == 0 and again["resumed_requests"] == accepted
     assert again["sent_records"] == 118 and again["rejected_by_graph"] == 2
+    again_rejected = pd.read_parquet(again["rejected_path"].removeprefix("file://"))
+    assert (
+        again_rejected.sort_values("externalId")
+        .reset_index(drop=True)
+        .equals(rejected.sort_values("externalId").reset_index(drop=True))
+    )
+
+
+def test_a_request_refused_whole_is_not_re_probed_on_retry(entra_env, tmp_path):
+    """Every record bad (the issue's "bad email on every row"): the first try isolates them all, a retry
+    reports them rejected again without a single call, and a new run probes afresh."""
+    records = user_records(60, bad=range(60))
+    kwargs = {"payloads": records, "output_dir": str(tmp_path), "max_rejected_records": None}
+    first = EntraBulkUploadOperator(task_id="upload", **kwargs).execute({"run_id": "manual__all_bad"})
+    calls = refused_uploads(entra_env)
+    # 50 + 10 records: every node of both binary split trees is one refused call.
+    assert calls == (2 * 50 - 1) + (2 * 10 - 1)
+    assert first["rejected_by_graph"] == 60 and first["sent_records"] == 0 and bulk_uploads(entra_env) == 0
+    refusals = read_jsonl(tmp_path / REFUSED_NAME)
+    assert len(refusals) == calls and len({line["fingerprint"] for line in refusals}) == calls
+
+    for _ in range(2):
+        again = EntraBulkUploadOperator(task_id="upload", **kwargs).execute({"run_id": "manual__all_bad"})
+        assert refused_uploads(entra_env) == calls and bulk_uploads(entra_env) == 0
+        assert again["rejected_by_graph"] == 60 and again["sent_requests"] == 0
+        rejected = pd.read_parquet(tmp_path / REJECTED_NAME)
+        assert sorted(rejected["externalId"]) == sorted(r["externalId"] for r in records)
+        assert rejected["reason"].str.contains("active: must be a boolean").all()
+    assert len(read_jsonl(tmp_path / REFUSED_NAME)) == calls  # nothing new written down
+
+    EntraBulkUploadOperator(task_id="upload", **kwargs).execute({"run_id": "manual__all_bad_2"})
+    assert refused_uploads(entra_env) == 2 * calls  # another run: other bulkIds, probed again
+
+
+def test_a_task_failed_on_too_many_rejections_fails_again_on_retry_without_calls(entra_env, tmp_path):
+    records = user_records(8, bad=(1, 4, 6))
+    kwargs = {"payloads": records, "output_dir": str(tmp_path), "max_rejected_records": 2}
+    with pytest.raises(AirflowException, match="max_rejected_records=2"):
+        EntraBulkUploadOperator(task_id="upload", **kwargs).execute({"run_id": "manual__systemic_retry"})
+    refused, accepted = refused_uploads(entra_env), bulk_uploads(entra_env)
+    with pytest.raises(AirflowException, match="Graph rejected 3 records"):
+        EntraBulkUploadOperator(task_id="upload", **kwargs).execute({"run_id": "manual__systemic_retry"})
+    assert (refused_uploads(entra_env), bulk_uploads(entra_env)) == (refused, accepted)
 
 
 def test_more_records_rejected_than_allowed_fails_with_the_reasons(entra_env, tmp_path):
