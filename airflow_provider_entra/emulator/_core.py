@@ -43,6 +43,7 @@ from airflow_provider_entra.emulator._protocol import (
     JOB_STATUS_QUARANTINE,
     LOG_RATE_LIMIT,
     QUARANTINE_TOO_MANY_DELETES,
+    SKIP_NOT_EFFECTIVELY_ENTITLED,
     SKIP_REDUNDANT,
     SKIP_UNRESOLVED_REFERENCE,
 )
@@ -695,7 +696,7 @@ class Emulator:
                     f"{_ENT} '{ext}' will be skipped: it is not active in API and no matching {_ENT} was "
                     "found "
                     f"in Azure Active Directory",
-                    {"SkipReason": "NotEffectivelyEntitled", "IsActive": "False"},
+                    {"SkipReason": SKIP_NOT_EFFECTIVELY_ENTITLED, "IsActive": "False"},
                 )
             )
             self._emit(entry, "other", "skipped", None, upn or "", target.get("displayName") or "", [], None)

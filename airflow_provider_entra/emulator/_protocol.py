@@ -1,10 +1,18 @@
-"""Protocol facts the emulator enforces, as named constants (see ``/work/shared/ENTRA_FACTS.md``).
+"""Protocol facts the emulator enforces, as named constants, from Microsoft's pages.
 
 Sources:
+- the API and its asynchronous processing:
+  https://learn.microsoft.com/en-us/entra/identity/app-provisioning/inbound-provisioning-api-concepts
 - bulkUpload: https://learn.microsoft.com/en-us/graph/api/synchronization-synchronizationjob-post-bulkupload
 - limits: https://learn.microsoft.com/en-us/entra/identity/app-provisioning/inbound-provisioning-api-faqs
-- provisioning logs: https://learn.microsoft.com/en-us/graph/api/provisioningobjectsummary-list
+- provisioning logs: https://learn.microsoft.com/en-us/graph/api/provisioningobjectsummary-list and the entry
+  (actions, statuses): https://learn.microsoft.com/en-us/graph/api/resources/provisioningobjectsummary
+- skip reasons in the logs:
+  https://learn.microsoft.com/en-us/entra/identity/monitoring-health/howto-analyze-provisioning-logs
 - job: https://learn.microsoft.com/en-us/graph/api/resources/synchronization-synchronizationjob
+- the ``Date`` header (every response of a server with a clock): https://www.rfc-editor.org/rfc/rfc9110#section-6.6.1
+
+docs/emulator.md says which behaviours are Microsoft's and which are our reading.
 """
 
 from __future__ import annotations
@@ -53,5 +61,7 @@ RESET_SCOPES = {"Watermark", "Escrows", "QuarantineState", "Full", "ForceDeletes
 ERROR_INVALID_UPN = "AzureActiveDirectoryInvalidUserPrincipalName"
 SKIP_UNRESOLVED_REFERENCE = "UnableToResolveReferenceAttributeValue"
 SKIP_REDUNDANT = "RedundantExport"
+#: A record out of the job's scope (here: inactive, with no matching user, and ``create_inactive`` off).
+SKIP_NOT_EFFECTIVELY_ENTITLED = "NotEffectivelyEntitled"
 
 DEFAULT_DOMAIN = "contoso.onmicrosoft.com"

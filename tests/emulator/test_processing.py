@@ -248,6 +248,11 @@ def test_new_inactive_user_is_created_disabled_or_skipped_by_option(graph: Graph
     assert "7501" not in _directory(graph.emu)
     (entry,) = _entries_for(graph, "7501")
     assert (entry["provisioningAction"], entry["provisioningStatusInfo"]["status"]) == ("other", "skipped")
+    assert entry["provisioningSteps"][-1]["details"]["SkipReason"] == "NotEffectivelyEntitled"
+    # A matching (existing) user is in scope whatever create_inactive says: disabling it is an update.
+    _send(graph, user("7500", active=False))
+    (redundant,) = [e for e in _entries_for(graph, "7500") if e["provisioningAction"] == "other"]
+    assert redundant["provisioningSteps"][-1]["details"]["SkipReason"] == "RedundantExport"
 
 
 def test_duplicate_upn_fails_that_record_only(graph: Graph) -> None:
