@@ -1,8 +1,9 @@
 """Whole-file reads and writes on a local path, an fsspec URL or an ``ObjectStoragePath``-like object.
 
 One place for the path resolution the pure layers share (``provisioning.pipeline`` and ``.snapshot``).
-Local files are replaced atomically (:func:`~airflow_provider_entra._atomic.atomic_write_bytes`); on object
-stores an object is uploaded whole. No Airflow import.
+Local files are replaced atomically (:func:`~airflow_provider_entra._atomic.atomic_write_bytes`), owner-only
+(files ``0600``, folders created ``0700``: they hold personal data); on object stores an object is uploaded
+whole. No Airflow import.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 
 from airflow_provider_entra._atomic import atomic_write_bytes
 
-__all__ = ["exists", "fs_and_path", "is_local", "read_bytes", "write_bytes"]
+__all__ = ["exists", "fs_and_path", "is_local", "read_bytes", "write_bytes", "write_bytes_on"]
 
 
 def fs_and_path(path: Any) -> tuple[Any, str]:
@@ -49,8 +50,20 @@ def exists(path: Any) -> bool:
 
 
 def write_bytes(path: Any, data: bytes) -> None:
-    """Write ``data`` to ``path`` whole: atomically on a local disk, as one upload on an object store."""
+    """Write ``data`` to ``path`` whole: atomically and owner-only (``0600``) on a local disk, as one upload
+    on an object store."""
     fs, inner = fs_and_path(path)
+    write_bytes_on(fs, inner, data)
+
+
+def write_bytes_on(fs: Any, inner: str, data: bytes) -> None:
+    """:func:`write_bytes` on a filesystem already resolved (keeps the credentials an ``ObjectStoragePath``
+    carries in its ``fs``).
+
+    :param fs: the fsspec filesystem (:func:`fs_and_path`).
+    :param inner: the path inside it.
+    :param data: the complete content.
+    """
     if not is_local(fs):
         parent = inner.rpartition("/")[0]
         if parent:

@@ -16,6 +16,9 @@ workers that share an object store.
   is flushed and fsync'd before it returns. Object stores cannot append: the object is rewritten whole, which
   is fine for manifests of a few thousand lines. :func:`read_jsonl` skips a torn last line (a process killed
   mid-write) instead of failing.
+* Staged files hold personal data: on a local disk every file written here is ``0600`` and every folder
+  created on the way ``0700``, whatever the umask (:mod:`airflow_provider_entra._atomic`). Object stores
+  have no such modes: restrict the bucket or container instead (``docs/deployment.md``).
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from typing import Any
 import pandas as pd
 from airflow.sdk import ObjectStoragePath, Variable
 
-from airflow_provider_entra._atomic import atomic_write_bytes
+from airflow_provider_entra._atomic import atomic_write_bytes, open_private_append
 from airflow_provider_entra.provisioning.pipeline import staging_root
 
 __all__ = [
@@ -111,7 +114,8 @@ def _suffix(path: ObjectStoragePath) -> str:
 
 
 def write_bytes(path: str | os.PathLike[str] | ObjectStoragePath, data: bytes) -> ObjectStoragePath:
-    """Write ``data`` to ``path`` whole (atomic rename on a local disk); returns the path written.
+    """Write ``data`` to ``path`` whole (atomic rename, mode ``0600``, on a local disk); returns the path
+    written.
 
     :param path: target file.
     :param data: the content.
@@ -170,7 +174,8 @@ def _dump(record: Mapping[str, Any]) -> str:
 def append_jsonl(
     path: str | os.PathLike[str] | ObjectStoragePath, records: Iterable[Mapping[str, Any]]
 ) -> ObjectStoragePath:
-    """Append JSON records, one per line; on a local disk the lines are flushed and fsync'd before return.
+    """Append JSON records, one per line; on a local disk the lines are flushed and fsync'd before return,
+    and a new file is created ``0600``.
 
     :param path: the JSON Lines file (created if missing).
     :param records: JSON-serialisable mappings.
@@ -179,12 +184,11 @@ def append_jsonl(
     text = "".join(_dump(record) + "\n" for record in records)
     local = local_path(target)
     if local is not None:
-        local.parent.mkdir(parents=True, exist_ok=True)
-        with open(local, "a", encoding="utf-8") as handle:
+        with open_private_append(local) as handle:
             if handle.tell() > 0 and not _ends_with_newline(local):
                 # A torn line from a killed writer: finish it so the next record starts on its own line.
-                handle.write("\n")
-            handle.write(text)
+                handle.write(b"\n")
+            handle.write(text.encode("utf-8"))
             handle.flush()
             os.fsync(handle.fileno())
         return target
