@@ -41,6 +41,7 @@ from airflow_provider_entra._rendered import parse_rendered
 from airflow_provider_entra.hooks.entra import EntraHook
 from airflow_provider_entra.links import EntraProvisioningLogsLink
 from airflow_provider_entra.provisioning.reconcile import (
+    DEFAULT_TOLERANCE_SECONDS,
     STATUS_FAILURE,
     STATUS_MISSING,
     STATUS_WARNING,
@@ -60,6 +61,7 @@ from airflow_provider_entra.triggers.provisioning_logs import (
     STATUS_TIMEOUT,
     EntraProvisioningLogTrigger,
     ProvisioningLogCollector,
+    load_acceptance,
     load_external_ids,
 )
 
@@ -125,7 +127,8 @@ class EntraProvisioningLogSensor(BaseSensorOperator):
     ``max_failures`` or ``max_failure_percent``, naming the top reasons. A dry-run upload is skipped.
 
     :param upload_summary: the upload task's return value (dict or its JSON text), e.g. ``upload.output``.
-        Needs ``external_ids_path`` (or ``manifest_path``) and ``first_submit``. (templated)
+        Needs ``external_ids_path`` (or ``manifest_path``) and ``first_submit``; the per-record acceptance
+        times are read from the ``accepted_at`` column of that file (or the manifest's lines). (templated)
     :param entra_conn_id: connection of type ``entra``; must point at the job that received the upload.
         (templated)
     :param report_dir: folder (local path or ObjectStoragePath URL) for the report and collected entries;
@@ -138,7 +141,17 @@ class EntraProvisioningLogSensor(BaseSensorOperator):
     :param settle_seconds: once every record has an outcome but some manager references were still
         unresolved, wait this long for Entra's follow-up ``update`` entries.
     :param lookback_seconds: each poll re-reads this band behind the newest entry seen (log delay spread).
-    :param clock_skew_seconds: the first poll window starts this long before the first submit.
+    :param acceptance_tolerance_seconds: *seconds*. Each record is verified only by its own entries: those
+        dated at or after the moment Graph accepted the request carrying it (the 202's ``Date`` header,
+        Microsoft's clock, as recorded by the upload in ``accepted_at``) minus this tolerance. The default,
+        1 second, covers the whole-second resolution of both timestamps; an entry an earlier run wrote a few
+        seconds before this upload never counts. The poll window starts at the earliest acceptance minus this
+        tolerance.
+    :param clock_skew_seconds: fallback only, for records whose acceptance time is unknown (a 202 without a
+        ``Date`` header, or an upload summary from before acceptance times were recorded): for them the
+        window starts, and older entries are ignored, this long before the first submit by the worker's
+        local clock. The margin must cover the skew between that clock and Microsoft's, so such records can
+        be credited with another run's entry written within it.
     :param deferrable: wait in the triggerer (default) instead of a worker slot.
     :param poke_interval: seconds between polls (in both modes).
     :param timeout: seconds to wait for outcomes before reporting the rest as missing.
@@ -168,6 +181,7 @@ class EntraProvisioningLogSensor(BaseSensorOperator):
         count_missing_as_failures: bool = True,
         settle_seconds: float = DEFAULT_SETTLE_SECONDS,
         lookback_seconds: float = DEFAULT_LOOKBACK_SECONDS,
+        acceptance_tolerance_seconds: float = DEFAULT_TOLERANCE_SECONDS,
         clock_skew_seconds: float = 120.0,
         deferrable: bool = True,
         poke_interval: float = 60,
@@ -180,6 +194,10 @@ class EntraProvisioningLogSensor(BaseSensorOperator):
         super().__init__(poke_interval=poke_interval, timeout=timeout, **kwargs)
         if page_size < 1:
             raise ValueError("page_size must be at least 1")
+        if not acceptance_tolerance_seconds >= 0:
+            raise ValueError(
+                f"acceptance_tolerance_seconds must be 0 or more, got {acceptance_tolerance_seconds!r}"
+            )
         self.upload_summary = upload_summary
         self.entra_conn_id = entra_conn_id
         self.report_dir = report_dir
@@ -189,6 +207,7 @@ class EntraProvisioningLogSensor(BaseSensorOperator):
         self.count_missing_as_failures = count_missing_as_failures
         self.settle_seconds = settle_seconds
         self.lookback_seconds = lookback_seconds
+        self.acceptance_tolerance_seconds = acceptance_tolerance_seconds
         self.clock_skew_seconds = clock_skew_seconds
         self.deferrable = deferrable
         self.poke_interval_param = poke_interval_param
@@ -196,6 +215,7 @@ class EntraProvisioningLogSensor(BaseSensorOperator):
         self.timeout_minutes_param = timeout_minutes_param
         self._collector: ProvisioningLogCollector | None = None
         self._verify_started_at: str | None = None
+        self._accepted_at: dict[str, datetime] | None = None
 
     # --- inputs -------------------------------------------------------------------------------------------
 
@@ -219,8 +239,25 @@ class EntraProvisioningLogSensor(BaseSensorOperator):
     def _entries_path(self) -> ObjectStoragePath:
         return self._report_dir() / ENTRIES_NAME
 
+    def _acceptance(self) -> dict[str, datetime]:
+        """externalId -> acceptance time of its request, for the records where the upload recorded one."""
+        if self._accepted_at is None:
+            self._accepted_at = load_acceptance(self._ids_source())
+        return self._accepted_at
+
     def _since(self) -> datetime:
-        return _utc(self.summary["first_submit"]) - timedelta(seconds=self.clock_skew_seconds)
+        """Start of the first poll window, and the cutoff of records without a known acceptance.
+
+        The earliest acceptance minus the tolerance; when some record's acceptance is unknown, the first
+        submit minus ``clock_skew_seconds`` (local clock) if that is earlier.
+        """
+        accepted = self._acceptance()
+        starts = []
+        if accepted:
+            starts.append(min(accepted.values()) - timedelta(seconds=self.acceptance_tolerance_seconds))
+        if not accepted or any(ext not in accepted for ext in load_external_ids(self._ids_source())):
+            starts.append(_utc(self.summary["first_submit"]) - timedelta(seconds=self.clock_skew_seconds))
+        return min(starts)
 
     def _collector_for_run(self) -> ProvisioningLogCollector:
         if self._collector is None:
@@ -231,6 +268,8 @@ class EntraProvisioningLogSensor(BaseSensorOperator):
                 page_size=self.page_size,
                 lookback_seconds=self.lookback_seconds,
                 settle_seconds=self.settle_seconds,
+                accepted_at=self._acceptance(),
+                tolerance_seconds=self.acceptance_tolerance_seconds,
             ).restore()
         return self._collector
 
@@ -300,6 +339,7 @@ class EntraProvisioningLogSensor(BaseSensorOperator):
                 lookback_seconds=self.lookback_seconds,
                 settle_seconds=self.settle_seconds,
                 started_at=self._verify_started_at,
+                tolerance_seconds=self.acceptance_tolerance_seconds,
             ),
             method_name="execute_complete",
             kwargs={"verify_started_at": self._verify_started_at},
@@ -358,7 +398,13 @@ class EntraProvisioningLogSensor(BaseSensorOperator):
         if sent:
             collector = self._collector_for_run()  # restored from the state files after a deferral
             entries = read_jsonl(self._entries_path(), missing_ok=True)
-        outcomes = reconcile(entries, sent, since=self._since() if sent else None)
+        outcomes = reconcile(
+            entries,
+            sent,
+            since=self._since() if sent else None,
+            accepted_at=self._acceptance() if sent else None,
+            tolerance_seconds=self.acceptance_tolerance_seconds,
+        )
         outcomes_path = write_frame(outcomes, report_dir / OUTCOMES_NAME)
         local = local_path(report_dir)
         run_id = str(context.get("run_id") or "") if hasattr(context, "get") else ""
@@ -379,6 +425,8 @@ class EntraProvisioningLogSensor(BaseSensorOperator):
             timings={
                 "first_submitted_at": summary.get("first_submit"),
                 "last_submitted_at": summary.get("last_submit"),
+                "first_accepted_at": summary.get("first_accepted"),
+                "last_accepted_at": summary.get("last_accepted"),
                 "verify_started_at": self._verify_started_at,
                 "verify_finished_at": datetime.now(timezone.utc).isoformat(),
             },

@@ -9,15 +9,23 @@ One poll is ONE filtered, paged listing of the job's log (never a query per user
 
     GET /auditLogs/provisioning?$filter=jobid eq '<job>' and activityDateTime ge <window start>&$top=<page>
 
-The window starts at the upload's first submit time (minus a clock-skew margin) on the first poll. Later
-polls start at the newest ``activityDateTime`` seen minus ``lookback_seconds``: Microsoft's log delay varies
+The window starts at the upload's earliest acceptance (the 202's ``Date``, Microsoft's clock) minus a
+tolerance of seconds on the first poll (the sensor computes it; without ``Date`` headers it falls back to the
+local submit time minus a clock-skew margin). Later polls start at the newest ``activityDateTime`` seen
+minus ``lookback_seconds``: Microsoft's log delay varies
 between 5 and 10 minutes, so an entry may become visible after a newer one; the lookback re-reads that band
 and entries already collected are skipped by their ``id``. Requests are paced by the hook's logs limiter
 (5 requests per 10 seconds per app).
 
 Entries about the upload's externalIds are appended to a JSON Lines file (``entries_path``) as they arrive,
 with a small state file beside it, so a restarted triggerer (or a rescheduled sensor) resumes where it was.
-A record has an outcome when it has at least one entry; the poll is complete when every record has one
+
+Each record is verified only by its own entries: an entry counts for record X only when it is dated at or
+after X's acceptance (``accepted_at`` column of the upload's ids file, see :func:`load_acceptance`) minus
+``tolerance_seconds``; a record without a known acceptance takes the window start. So the entry an earlier
+run wrote seconds before this run's upload neither resolves a record here nor enters the entries file, and
+the same rule applies when entries are restored after a restart. A record has an outcome when it has at least
+one such entry; the poll is complete when every record has one
 and, if some record's latest entry still skipped its manager reference
 (``UnableToResolveReferenceAttributeValue``), ``settle_seconds`` have passed since then, for the follow-up
 ``update`` Entra writes when the manager appears.
@@ -33,11 +41,16 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
+import pandas as pd
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_entra.exceptions import EntraAuthError, EntraError
 from airflow_provider_entra.hooks.entra import EntraHook
-from airflow_provider_entra.provisioning.reconcile import UNRESOLVED_REFERENCE
+from airflow_provider_entra.provisioning.reconcile import (
+    DEFAULT_TOLERANCE_SECONDS,
+    UNRESOLVED_REFERENCE,
+    acceptance_times,
+)
 from airflow_provider_entra.staging import append_jsonl, read_frame, read_jsonl, to_path, write_bytes
 
 if TYPE_CHECKING:
@@ -50,6 +63,7 @@ __all__ = [
     "EntraProvisioningLogTrigger",
     "PollResult",
     "ProvisioningLogCollector",
+    "load_acceptance",
     "load_external_ids",
 ]
 
@@ -92,6 +106,33 @@ def load_external_ids(path: str | os.PathLike[str] | ObjectStoragePath) -> list[
     frame = read_frame(target)
     column = "externalId" if "externalId" in frame.columns else frame.columns[0]
     return list(dict.fromkeys(frame[column].astype(str).str.strip().tolist()))
+
+
+def load_acceptance(path: str | os.PathLike[str] | ObjectStoragePath) -> dict[str, datetime]:
+    """externalId -> when Graph accepted the request carrying it (UTC), for the records where it is known.
+
+    :param path: the upload's ids file (its ``accepted_at`` column; a file without one gives ``{}``) or its
+        manifest (``.jsonl``: each line's ``accepted_at`` for its ``external_ids``). The earliest time is
+        kept for a record listed more than once.
+    """
+    target = to_path(path)
+    if target.suffix.lower() == ".jsonl":
+        ids: list[str] = []
+        times: list[Any] = []
+        for line in read_jsonl(target):
+            for value in line.get("external_ids") or ():
+                ids.append(str(value))
+                times.append(line.get("accepted_at"))
+        earliest = acceptance_times(pd.Series(times, index=ids, dtype=object))
+    else:
+        frame = read_frame(target)
+        if "accepted_at" not in frame.columns:
+            return {}
+        column = "externalId" if "externalId" in frame.columns else frame.columns[0]
+        earliest = acceptance_times(
+            pd.Series(frame["accepted_at"].to_numpy(), index=frame[column].astype(str).str.strip().to_numpy())
+        )
+    return {str(key): stamp.to_pydatetime() for key, stamp in earliest.items()}
 
 
 @dataclass(frozen=True)
@@ -137,12 +178,17 @@ class ProvisioningLogCollector:
     """Collect the provisioning-log entries of a set of externalIds, poll by poll (blocking calls).
 
     :param external_ids: the externalIds sent.
-    :param since: first submit time of the upload (minus a clock-skew margin): the first window start.
+    :param since: the first window start: the earliest acceptance minus the tolerance (or, without
+        acceptance times, the first submit minus a clock-skew margin); also the cutoff of records whose
+        acceptance is unknown.
     :param entries_path: JSON Lines file the entries are appended to; ``<entries_path>.state.json`` holds the
         poll counters.
     :param page_size: ``$top`` of each page.
     :param lookback_seconds: re-read band behind the newest entry seen (see the module docstring).
     :param settle_seconds: wait for follow-up entries when references are still unresolved.
+    :param accepted_at: externalId -> acceptance time of its request (see :func:`load_acceptance`); an entry
+        counts for a record only at or after that time minus ``tolerance_seconds``.
+    :param tolerance_seconds: seconds an entry may predate its record's acceptance (clock resolution).
     """
 
     def __init__(
@@ -154,9 +200,20 @@ class ProvisioningLogCollector:
         page_size: int = DEFAULT_PAGE_SIZE,
         lookback_seconds: float = DEFAULT_LOOKBACK_SECONDS,
         settle_seconds: float = DEFAULT_SETTLE_SECONDS,
+        accepted_at: Mapping[str, datetime | str] | None = None,
+        tolerance_seconds: float = DEFAULT_TOLERANCE_SECONDS,
     ) -> None:
+        if not tolerance_seconds >= 0:
+            raise ValueError(f"tolerance_seconds must be 0 or more, got {tolerance_seconds!r}")
         self.expected = frozenset(str(value) for value in external_ids)
         self.since = _utc(since)
+        tolerance = timedelta(seconds=tolerance_seconds)
+        #: Per record: entries dated before this belong to another run (records not here: ``since``).
+        self.cutoffs = {
+            str(key): _utc(value) - tolerance
+            for key, value in (accepted_at or {}).items()
+            if str(key) in self.expected and value
+        }
         self.entries_path = to_path(entries_path)
         self.state_path = to_path(f"{self.entries_path}.state.json")
         self.page_size = page_size
@@ -203,8 +260,8 @@ class ProvisioningLogCollector:
         if external_id not in self.expected:
             return False
         rank = _rank_key(entry)
-        if rank is not None and rank[0] < self.since:
-            return False  # an earlier run's entry (e.g. left in a shared folder)
+        if rank is not None and rank[0] < self.cutoffs.get(external_id, self.since):
+            return False  # dated before this record's acceptance: another (earlier) run's entry
         key = str(entry.get("id") or "") or f"{external_id}|{entry.get('activityDateTime')}"
         if key in self._seen_entries:
             return False
@@ -310,7 +367,8 @@ class EntraProvisioningLogTrigger(BaseTrigger):
 
     :param entra_conn_id: connection of type ``entra``.
     :param external_ids_path: the upload's ids file (``.parquet``/``.csv`` with ``externalId``) or manifest.
-    :param since: ISO 8601 start of the first poll window (first submit minus a clock-skew margin).
+    :param since: ISO 8601 start of the first poll window (the earliest acceptance minus the tolerance, or
+        the first submit minus a clock-skew margin when the upload saw no ``Date`` header).
     :param poll_interval: seconds between polls.
     :param timeout_at: ISO 8601 time after which the trigger stops with status ``timeout``.
     :param page_size: ``$top`` of each page.
@@ -319,6 +377,8 @@ class EntraProvisioningLogTrigger(BaseTrigger):
     :param settle_seconds: wait for follow-up entries when manager references are still unresolved.
     :param started_at: when the verification started (ISO 8601), echoed in every event as ``started_at`` so
         the resumed task has it whatever happens to ``defer(kwargs=...)`` (``dag.test()`` drops them).
+    :param tolerance_seconds: an entry counts for a record only when dated at or after the record's
+        acceptance (read from ``external_ids_path``) minus this many seconds.
     """
 
     def __init__(
@@ -334,6 +394,7 @@ class EntraProvisioningLogTrigger(BaseTrigger):
         lookback_seconds: float = DEFAULT_LOOKBACK_SECONDS,
         settle_seconds: float = DEFAULT_SETTLE_SECONDS,
         started_at: str | None = None,
+        tolerance_seconds: float = DEFAULT_TOLERANCE_SECONDS,
     ) -> None:
         super().__init__()
         self.entra_conn_id = entra_conn_id
@@ -346,6 +407,7 @@ class EntraProvisioningLogTrigger(BaseTrigger):
         self.lookback_seconds = lookback_seconds
         self.settle_seconds = settle_seconds
         self.started_at = started_at
+        self.tolerance_seconds = tolerance_seconds
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -361,6 +423,7 @@ class EntraProvisioningLogTrigger(BaseTrigger):
                 "lookback_seconds": self.lookback_seconds,
                 "settle_seconds": self.settle_seconds,
                 "started_at": self.started_at,
+                "tolerance_seconds": self.tolerance_seconds,
             },
         )
 
@@ -372,6 +435,8 @@ class EntraProvisioningLogTrigger(BaseTrigger):
             page_size=self.page_size,
             lookback_seconds=self.lookback_seconds,
             settle_seconds=self.settle_seconds,
+            accepted_at=load_acceptance(self.external_ids_path),
+            tolerance_seconds=self.tolerance_seconds,
         ).restore()
 
     def _event(self, status: str, collector: ProvisioningLogCollector | None, **extra: Any) -> TriggerEvent:

@@ -6,11 +6,13 @@ sensor reads them through the hook over HTTPS. Deferral runs inline under dag.te
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import os
 import re
-from datetime import datetime, timedelta
+import time
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pandas as pd
@@ -18,7 +20,7 @@ import pytest
 from airflow.models.serialized_dag import SerializedDagModel
 from airflow.models.trigger import Trigger
 from airflow.models.xcom import XComModel
-from airflow.sdk.exceptions import AirflowException, AirflowSkipException
+from airflow.sdk.exceptions import AirflowException, AirflowSkipException, TaskDeferred
 from airflow.utils.session import create_session
 from airflow.utils.state import TaskInstanceState
 from sqlalchemy import select
@@ -351,3 +353,101 @@ def test_sensor_refuses_a_connection_to_another_job(entra_env, tmp_path):
     )
     with pytest.raises(AirflowException, match="upload went to job API2AAD.other.job"):
         sensor.execute({})
+
+
+# --- each record is verified only by its own entries ------------------------------------------------------
+
+
+def _wait_past(stamp: str, seconds: float) -> None:
+    """Sleep until the clock is ``seconds`` past the log timestamp ``stamp``."""
+    target = datetime.fromisoformat(stamp) + timedelta(seconds=seconds)
+    while datetime.now(timezone.utc) < target:
+        time.sleep(0.05)
+
+
+def test_a_run_seconds_after_another_reports_its_own_outcome(entra_env, tmp_path):
+    """Run A creates worker 1000; run B sends the same record seconds later and Entra answers ``skipped``
+    (RedundantExport). B must report that, in poke and in deferred mode, not A's ``create``."""
+    emulator = entra_env
+    path = stage_input(tmp_path, hr_frame(1))
+    first = EntraBulkUploadOperator(
+        task_id="upload", input_path=str(path), mapping=MAPPING, output_dir=str(tmp_path / "a")
+    ).execute({"run_id": "manual__a"})
+    emulator.process()
+    created = EntraHook().iter_provisioning_logs()
+    a_entry = next(e for e in created if e["sourceIdentity"]["id"] == "1000")
+    assert a_entry["provisioningAction"] == "create"
+    _wait_past(a_entry["activityDateTime"], 2.5)
+
+    emulator.configure(processing_delay=6.0)  # B's entry appears a while after its upload, as in Entra
+    second = EntraBulkUploadOperator(
+        task_id="upload", input_path=str(path), mapping=MAPPING, output_dir=str(tmp_path / "b")
+    ).execute({"run_id": "manual__b"})
+    assert datetime.fromisoformat(second["first_accepted"]) > datetime.fromisoformat(first["last_accepted"])
+
+    def sensor(name: str, **kwargs) -> EntraProvisioningLogSensor:
+        options = {"poke_interval": 1.0, "timeout": 30, "settle_seconds": 1, "max_failures": None}
+        return EntraProvisioningLogSensor(
+            task_id="verify", upload_summary=second, report_dir=str(tmp_path / name), **{**options, **kwargs}
+        )
+
+    # The old rule (a window minutes wide on the local clock) credits B with A's entry at once.
+    old_rule = sensor("old", deferrable=False, acceptance_tolerance_seconds=3600).execute({"run_id": "b"})
+    assert old_rule["outcomes"]["success"] == 1  # what the issue reported: "success (create)"
+
+    # Deferred: the first poll finds nothing of B's own, so the sensor defers.
+    deferred = sensor("deferred", deferrable=True)
+    with pytest.raises(TaskDeferred) as raised:
+        deferred.execute({"run_id": "b"})
+    trigger = raised.value.trigger
+    assert trigger.tolerance_seconds == 1.0
+    assert datetime.fromisoformat(trigger.since) == datetime.fromisoformat(
+        second["first_accepted"]
+    ) - timedelta(seconds=1)
+    event = asyncio.run(_first_event(trigger))
+    result = deferred.execute_complete({"run_id": "b"}, event=event)
+    assert result["outcomes"]["skipped"] == 1 and result["outcomes"]["success"] == 0
+
+    poked = sensor("poke", deferrable=False).execute({"run_id": "b"})
+    assert poked["outcomes"]["skipped"] == 1 and poked["outcomes"]["success"] == 0
+    for name in ("deferred", "poke"):
+        row = pd.read_parquet(tmp_path / name / "outcomes.parquet").iloc[0]
+        assert (row["external_id"], row["status"], row["action"]) == ("1000", "skipped", "other")
+        assert row["error_code"] == "RedundantExport"
+        assert row["entries"] == 1 and row["activity_time"] >= pd.Timestamp(second["first_accepted"])
+
+
+async def _first_event(trigger) -> dict:
+    async for event in trigger.run():
+        return event.payload
+    raise AssertionError("the trigger ended without an event")
+
+
+def test_poll_window_starts_at_the_earliest_acceptance_minus_the_tolerance(tmp_path):
+    submit = datetime(2026, 3, 2, 10, 0, 0, 400000, tzinfo=timezone.utc)
+    accepted = datetime(2026, 3, 2, 10, 0, 3, tzinfo=timezone.utc)  # Microsoft's clock, 3 s ahead
+    path = tmp_path / "ids.parquet"
+
+    def since(acceptance: list, **kwargs) -> datetime:
+        frame = pd.DataFrame({"externalId": ["1", "2"], "accepted_at": pd.to_datetime(acceptance, utc=True)})
+        frame.to_parquet(path)
+        summary = {"first_submit": submit.isoformat(), "external_ids_path": str(path)}
+        return EntraProvisioningLogSensor(task_id="v", upload_summary=summary, **kwargs)._since()
+
+    later = accepted + timedelta(seconds=20)
+    assert since([later, accepted]) == accepted - timedelta(seconds=1)
+    assert since([later, accepted], acceptance_tolerance_seconds=0.5) == accepted - timedelta(seconds=0.5)
+    # Unknown acceptance (no Date header): the local submit clock with clock_skew_seconds is the fallback.
+    assert since([None, None]) == submit - timedelta(seconds=120)
+    assert since([accepted, None], clock_skew_seconds=2) == submit - timedelta(seconds=2)
+    assert since([accepted, None], clock_skew_seconds=0) == submit  # whichever starts earlier
+    pd.DataFrame({"externalId": ["1"]}).to_parquet(path)  # an ids file from before acceptance times
+    old = EntraProvisioningLogSensor(
+        task_id="v", upload_summary={"first_submit": submit.isoformat(), "external_ids_path": str(path)}
+    )
+    assert old._since() == submit - timedelta(seconds=120)
+
+
+def test_negative_acceptance_tolerance_is_refused():
+    with pytest.raises(ValueError, match="acceptance_tolerance_seconds"):
+        EntraProvisioningLogSensor(task_id="v", upload_summary={}, acceptance_tolerance_seconds=-1)

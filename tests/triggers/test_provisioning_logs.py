@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -18,6 +19,7 @@ from airflow_provider_entra.staging import read_jsonl
 from airflow_provider_entra.triggers.provisioning_logs import (
     EntraProvisioningLogTrigger,
     ProvisioningLogCollector,
+    load_acceptance,
     load_external_ids,
 )
 
@@ -218,3 +220,124 @@ def test_external_ids_load_from_the_ids_file_or_the_manifest(tmp_path):
         + json.dumps({"seq": 1, "external_ids": ["3"]})
     )
     assert load_external_ids(str(manifest)) == ["1", "2", "3"]
+
+
+# --- each record is verified only by its own entries ------------------------------------------------------
+
+
+def ids_file_accepted(tmp_path: Path, accepted: dict[str, datetime | None]) -> str:
+    """An upload's ids file with the ``accepted_at`` column the upload operator writes."""
+    path = tmp_path / "sent-external-ids.parquet"
+    frame = pd.DataFrame({"externalId": list(accepted)})
+    frame["accepted_at"] = pd.to_datetime(list(accepted.values()), utc=True)
+    frame.to_parquet(path)
+    return str(path)
+
+
+async def test_an_entry_older_than_the_records_acceptance_never_resolves_it(entra_env, tmp_path):
+    """Run B sends ``y``, then (2.5 s later, a long upload) ``x``; meanwhile an on-demand run A created
+    ``x``. A's entry lies inside B's poll window but before x's acceptance: it must not stand in for B's own
+    outcome, neither live nor after a trigger restart; B's own (skipped) entry does."""
+    emulator = entra_env
+    emulator.configure(processing_delay=60.0)  # processed only when the test says so
+    hook = EntraHook()
+    b1 = hook.bulk_upload(bulk(user("y")))
+    hook.bulk_upload(bulk(user("x")))  # run A
+    emulator.process()
+    created = [e for e in hook.iter_provisioning_logs() if e["sourceIdentity"]["id"] == "x"]
+    assert [e["provisioningAction"] for e in created] == ["create"]
+    while datetime.now(timezone.utc) < datetime.fromisoformat(created[0]["activityDateTime"]) + timedelta(
+        seconds=2.5
+    ):
+        await asyncio.sleep(0.1)
+    b2 = hook.bulk_upload(bulk(user("x")))  # run B's second request: the same record, unchanged
+    assert b1.accepted_at and b2.accepted_at and b2.accepted_at - b1.accepted_at >= timedelta(seconds=2)
+    assert datetime.fromisoformat(created[0]["activityDateTime"]) >= b1.accepted_at  # inside B's window
+
+    kwargs = {
+        "entra_conn_id": "entra_default",
+        "external_ids_path": ids_file_accepted(tmp_path, {"y": b1.accepted_at, "x": b2.accepted_at}),
+        "since": (b1.accepted_at - timedelta(seconds=1)).isoformat(),
+        "poll_interval": 1.0,
+        "timeout_at": (datetime.now(timezone.utc) + timedelta(seconds=2.5)).isoformat(),
+        "page_size": 10,
+        "state_path": str(tmp_path / "entries.jsonl"),
+        "settle_seconds": 1.0,
+        "tolerance_seconds": 1.0,
+    }
+    event = await first_event(EntraProvisioningLogTrigger(**kwargs))
+    assert event["status"] == "timeout"
+    assert (event["resolved"], event["expected"]) == (1, 2)  # y only: A's create is not x's outcome
+    assert {e["sourceIdentity"]["id"] for e in read_jsonl(event["entries_path"])} == {"y"}
+
+    # B's own entry arrives; a restarted trigger (rebuilt from serialize()) resumes from the state file.
+    emulator.process()
+    kwargs["timeout_at"] = (datetime.now(timezone.utc) + timedelta(seconds=30)).isoformat()
+    classpath, data = EntraProvisioningLogTrigger(**kwargs).serialize()
+    assert data["tolerance_seconds"] == 1.0
+    event = await first_event(EntraProvisioningLogTrigger(**data))
+    assert event["status"] == "complete" and event["resolved"] == 2
+    entries = read_jsonl(event["entries_path"])
+    outcomes = reconcile(entries, ["y", "x"], accepted_at={"y": b1.accepted_at, "x": b2.accepted_at})
+    x = outcomes.set_index("external_id").loc["x"]
+    assert (x["status"], x["action"], x["error_code"]) == ("skipped", "other", "RedundantExport")
+
+
+def test_restored_entries_follow_the_per_record_rule(tmp_path):
+    """An entries file holding an earlier entry (written by an older version, or a shared folder) does not
+    resolve the record when the collector is rebuilt."""
+    accepted = datetime(2026, 3, 2, 10, 0, 13, tzinfo=timezone.utc)
+    entries = tmp_path / "entries.jsonl"
+
+    def entry(entry_id: str, stamp: datetime, action: str, status: str) -> dict:
+        return {
+            "id": entry_id,
+            "activityDateTime": stamp.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "sourceIdentity": {"id": "x"},
+            "provisioningAction": action,
+            "provisioningStatusInfo": {"status": status},
+        }
+
+    earlier = entry("a", accepted - timedelta(seconds=12), "create", "success")
+    entries.write_text(json.dumps(earlier) + "\n")
+    collector = ProvisioningLogCollector(
+        ["x"],
+        since=accepted - timedelta(seconds=120),
+        entries_path=entries,
+        accepted_at={"x": accepted},
+        tolerance_seconds=1.0,
+    ).restore()
+    assert collector.resolved == 0 and not collector.is_complete()
+    own = entry("b", accepted - timedelta(seconds=1), "other", "skipped")  # within the tolerance
+    entries.write_text(json.dumps(earlier) + "\n" + json.dumps(own) + "\n")
+    rebuilt = ProvisioningLogCollector(
+        ["x"], since=accepted - timedelta(seconds=120), entries_path=entries, accepted_at={"x": accepted}
+    ).restore()
+    assert rebuilt.resolved == 1 and rebuilt.is_complete()
+    # Without acceptance times the window start is the only cutoff (the fallback): both entries count.
+    fallback = ProvisioningLogCollector(
+        ["x"], since=accepted - timedelta(seconds=120), entries_path=entries
+    ).restore()
+    assert fallback.resolved == 1 and len(fallback._seen_entries) == 2
+
+
+def test_acceptance_loads_from_the_ids_file_or_the_manifest(tmp_path):
+    t = datetime(2026, 3, 2, 10, 0, 0, tzinfo=timezone.utc)
+    path = ids_file_accepted(tmp_path, {"1": t, "2": None, "3": t + timedelta(seconds=4)})
+    assert load_acceptance(path) == {"1": t, "3": t + timedelta(seconds=4)}
+    assert load_acceptance(ids_file(tmp_path, ["1"])) == {}  # an ids file from before acceptance times
+    manifest = tmp_path / "upload-manifest.jsonl"
+    lines = [
+        {"seq": 0, "external_ids": ["1", "2"], "accepted_at": (t + timedelta(seconds=9)).isoformat()},
+        {"seq": 0, "external_ids": ["1"], "accepted_at": t.isoformat()},  # earliest wins
+        {"seq": 1, "external_ids": ["3"], "accepted_at": None},
+    ]
+    manifest.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    assert load_acceptance(str(manifest)) == {"1": t, "2": t + timedelta(seconds=9)}
+
+
+def test_negative_tolerance_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="tolerance_seconds"):
+        ProvisioningLogCollector(
+            ["x"], since=datetime.now(timezone.utc), entries_path=tmp_path / "e", tolerance_seconds=-1
+        )
