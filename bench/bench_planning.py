@@ -35,14 +35,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_payloads import MAPPING_FILE, _peak_rss_mb, _reset_peak_rss, synthetic_hr  # noqa: E402
 
+from airflow_provider_entra.provisioning.ledger import apply_outcomes, read_ledger  # noqa: E402
+from airflow_provider_entra.provisioning.ledger import commit as commit_to_ledger  # noqa: E402
 from airflow_provider_entra.provisioning.normalise import normalise_hr  # noqa: E402
 from airflow_provider_entra.provisioning.plan import SENT_CHANGES, plan_delta  # noqa: E402
-from airflow_provider_entra.provisioning.snapshot import (  # noqa: E402
-    commit_verified,
-    empty_snapshot,
-    read_snapshot,
-    write_snapshot,
-)
+from airflow_provider_entra.provisioning.snapshot import empty_snapshot  # noqa: E402
 from airflow_provider_entra.provisioning.validate import validate_hr  # noqa: E402
 from airflow_provider_entra.scim import AttributeMapping, build_bulk_requests, map_records  # noqa: E402
 
@@ -111,21 +108,21 @@ def main(rows: int = 1_000_000, churn: float = 0.01, verbose: bool = True) -> di
     position = np.arange(len(yesterday))
     yesterday["ManagerID"] = np.where(position == 0, "", (1_000_000 + (position - 1) // 20).astype(str))
     first = _plan(yesterday, empty_snapshot(), mapping)
-    snapshot = commit_verified(empty_snapshot(), first["delta"], _all_verified(first["delta"].frame))
-    del first
+    sent = first["delta"].frame
+    snapshot = apply_outcomes(empty_snapshot(), sent, _all_verified(sent))
     today, expected = todays_export(yesterday, snapshot, joiners, changes)
-    del yesterday
+    del yesterday, snapshot
     with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "hr_snapshot.parquet"
-        write_snapshot(snapshot, path)
-        del snapshot
+        path = Path(folder) / "ledger"
+        commit_to_ledger(path, sent, _all_verified(sent), run_id="yesterday")
+        del first, sent
         gc.collect()
         setup_seconds = time.perf_counter() - setup_started
 
         _reset_peak_rss()
         before_mb = _peak_rss_mb()
         started, cpu_started = time.perf_counter(), time.process_time()
-        result = _plan(today, read_snapshot(path), mapping)
+        result = _plan(today, read_ledger(path).state, mapping)
         seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
         peak_mb = _peak_rss_mb()
 

@@ -10,12 +10,15 @@ module                   what it does
 =======================  ====================================================================================
 ``hr_source``            read an HR CSV export: encoding and delimiter detection, clear errors
 ``normalise``            HR text cleaned (NFC, trimmed), statuses, flags and dates read, stable unique UPNs
+``ids``                  id hygiene: Excel-mangled WorkerIDs/ManagerIDs restored or quarantined
 ``validate``             whole-file gates and row quarantine with a reason naming the field
-``plan``                 delta against the last snapshot: joiners, movers, leavers, rehires, missing-from-feed
-``guard``                the deletion guard: stop a run that would disable too many accounts
+``plan``                 delta against the job's ledger: joiners, movers, leavers, rehires, inactive, held
+``guard``                the deletion guard and the data-quality gate: stop a run before it sends
 ``stages``               managers-first upload stages
 ``admin``                separate admin accounts for privileged staff
-``snapshot``             the committed snapshot (verified records only), atomic writes
+``snapshot``             the state table's columns (what Entra is proven to hold)
+``ledger``               the job's ledger: proven states and skips, shared by every DAG of a job
+``retention``            delete personal data of old run folders, keep counts and the ledger
 ``reconcile``            each record's final outcome from the provisioning logs
 ``report``               per-run ``outcomes.csv`` and ``report.html``
 ``pipeline``             the steps above over staged files (what the example DAGs run)
@@ -35,6 +38,7 @@ from airflow_provider_entra.provisioning.guard import (
     check_deletion_guard,
 )
 from airflow_provider_entra.provisioning.hr_source import HrSourceError, read_hr_csv
+from airflow_provider_entra.provisioning.ledger import Ledger, apply_outcomes, read_ledger
 from airflow_provider_entra.provisioning.normalise import (
     CSV2SCIM_COLUMNS,
     HrSchema,
@@ -44,15 +48,18 @@ from airflow_provider_entra.provisioning.normalise import (
 )
 from airflow_provider_entra.provisioning.plan import (
     ALL_CHANGES,
+    HELD,
     INACTIVE_CHANGED,
+    INACTIVE_NEW,
     JOINER,
     LEAVER,
     MISSING_DISABLE,
     MISSING_IGNORED,
     MOVER,
+    OUT_OF_SCOPE,
     REHIRE,
     SENT_CHANGES,
-    SKIPPED_INACTIVE_NEW,
+    STUCK,
     UNCHANGED,
     DeltaPlan,
     plan_delta,
@@ -67,13 +74,7 @@ from airflow_provider_entra.provisioning.reconcile import (
     records_to_resend,
 )
 from airflow_provider_entra.provisioning.report import ReportPaths, neutralise_formulas, write_report
-from airflow_provider_entra.provisioning.snapshot import (
-    active_count,
-    commit_verified,
-    empty_snapshot,
-    read_snapshot,
-    write_snapshot,
-)
+from airflow_provider_entra.provisioning.snapshot import active_count, empty_snapshot, read_snapshot
 from airflow_provider_entra.provisioning.stages import SCIM_MANAGER_COLUMN, StagePlan, plan_stages
 from airflow_provider_entra.provisioning.validate import (
     QUARANTINE_COLUMNS,
@@ -85,6 +86,9 @@ from airflow_provider_entra.provisioning.validate import (
 
 __all__ = [
     "ALL_CHANGES",
+    "HELD",
+    "INACTIVE_NEW",
+    "OUT_OF_SCOPE",
     "CSV2SCIM_COLUMNS",
     "DEFAULT_MAX_DISABLE_COUNT",
     "DEFAULT_MAX_DISABLE_PERCENT",
@@ -99,7 +103,7 @@ __all__ = [
     "REHIRE",
     "SCIM_MANAGER_COLUMN",
     "SENT_CHANGES",
-    "SKIPPED_INACTIVE_NEW",
+    "STUCK",
     "STATUSES",
     "UNCHANGED",
     "DeltaPlan",
@@ -116,7 +120,9 @@ __all__ = [
     "active_count",
     "assign_upns",
     "check_deletion_guard",
-    "commit_verified",
+    "Ledger",
+    "apply_outcomes",
+    "read_ledger",
     "concat_quarantine",
     "derive_admin_accounts",
     "empty_snapshot",
@@ -134,5 +140,4 @@ __all__ = [
     "records_to_resend",
     "validate_hr",
     "write_report",
-    "write_snapshot",
 ]

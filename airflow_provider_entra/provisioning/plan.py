@@ -1,26 +1,41 @@
-"""Delta planning: compare the mapped feed with the last committed snapshot and decide what to send.
+"""Delta planning: compare the mapped feed with the job's ledger (what Entra is proven to hold) and decide
+what to send.
 
-Every feed record, and every active snapshot record missing from the feed, gets one ``change`` kind:
+Every feed record, and every ledger record missing from the feed, gets one ``change`` kind:
 
-=========================  ==============================================================  =====  =========
-change                     condition                                                        delta  full_sync
-=========================  ==============================================================  =====  =========
-``joiner``                 not in the snapshot (or never sent: no hash), active             sent   sent
-``mover``                  active before and now, record hash differs                       sent   sent
-``leaver``                 active in the snapshot, inactive in the feed                     sent   sent
-``rehire``                 inactive in the snapshot, active in the feed                     sent   sent
-``missing_disable``        active in the snapshot, absent from the feed, policy ``disable``  sent   sent
-``unchanged``              same hash, same active flag                                      --     sent
-``inactive_changed``       inactive before and now, hash differs                            --     sent
-``skipped_inactive_new``   never sent and inactive                                          --     --
-``missing_ignored``        active in the snapshot, absent from the feed, policy ``ignore``  --     --
-=========================  ==============================================================  =====  =========
+=========================  ===============================================================  =====  =========
+change                     condition                                                         delta  full_sync
+=========================  ===============================================================  =====  =========
+``joiner``                 not in the ledger (or never proven: no hash), active              sent   sent
+``mover``                  active before and now, record hash differs (or the manager that   sent   sent
+                           Entra could not set is now in the ledger: a retry)
+``leaver``                 active in the ledger, inactive in the feed                        sent   sent
+``rehire``                 inactive in the ledger, active in the feed                        sent   sent
+``missing_disable``        active in the ledger, absent from the feed, policy ``disable``     sent   sent
+``inactive_new``           not in the ledger, inactive, in scope: sent as ``active: false``  sent   sent
+``unchanged``              same hash, same active flag                                       --     sent
+``inactive_changed``       inactive before and now, hash differs                             --     sent
+``out_of_scope``           not in the ledger, inactive, outside the declared scope           --     --
+``held``                   in the ledger, its HR row quarantined this run                    --     --
+``stuck``                  would be sent, but Entra skipped this very record the same way    --     sent
+                           in the last runs (see the ledger module)
+``missing_ignored``        active in the ledger, absent from the feed, policy ``ignore``     --     --
+=========================  ===============================================================  =====  =========
 
-Why: Entra has no delete, so a leaver is a POST with ``active: false``. An inactive worker Entra has never
-seen is not sent even in a full sync: it would only create an account to disable it. A disabled account whose
-data changed is left alone in a delta (nobody signs in with it); a full sync brings it up to date. A worker
-missing from the feed is either an HR deletion (disable) or an export that lost rows (the deletion guard, see
-:mod:`~airflow_provider_entra.provisioning.guard`, stops a run that would disable too many).
+Why:
+
+* Entra has no delete, so a leaver is a POST with ``active: false``.
+* *Unknown is not absent*: a worker the ledger does not know may still have an account (created by another
+  tool, by hand, or before the ledger existed), so an inactive worker is sent as ``active: false``, as
+  Microsoft's CSV2SCIM and HR connectors do: Entra disables the account if there is one, or creates it
+  disabled. A declared scope (``out_of_scope``) leaves out, for example, workers long gone before the
+  first sync.
+* *Quarantined is not missing*: a worker whose HR row was rejected this run is held at the last proven state,
+  neither updated nor disabled.
+* A worker missing from the feed is either an HR deletion (disable) or an export that lost rows (the deletion
+  guard, see :mod:`~airflow_provider_entra.provisioning.guard`, stops a run that would disable too many).
+* A disabled account whose data changed is left alone in a delta (nobody signs in with it); a full sync brings
+  it up to date.
 """
 
 from __future__ import annotations
@@ -32,19 +47,24 @@ import numpy as np
 import pandas as pd
 import pyarrow.compute as pc
 
-from airflow_provider_entra.provisioning._hr import TEXT_DTYPE, index_in, take_text, to_arrow
+from airflow_provider_entra.provisioning._hr import TEXT_DTYPE, index_in, isin_text, take_text, to_arrow
+from airflow_provider_entra.provisioning.ledger import attribute_digests, changed_attributes
 
 __all__ = [
     "ALL_CHANGES",
+    "DISABLING_CHANGES",
+    "HELD",
     "INACTIVE_CHANGED",
+    "INACTIVE_NEW",
     "JOINER",
     "LEAVER",
     "MISSING_DISABLE",
     "MISSING_IGNORED",
     "MOVER",
+    "OUT_OF_SCOPE",
     "REHIRE",
     "SENT_CHANGES",
-    "SKIPPED_INACTIVE_NEW",
+    "STUCK",
     "UNCHANGED",
     "DeltaPlan",
     "plan_delta",
@@ -55,26 +75,32 @@ MOVER = "mover"
 LEAVER = "leaver"
 REHIRE = "rehire"
 MISSING_DISABLE = "missing_disable"
+INACTIVE_NEW = "inactive_new"
 UNCHANGED = "unchanged"
 INACTIVE_CHANGED = "inactive_changed"
-SKIPPED_INACTIVE_NEW = "skipped_inactive_new"
+OUT_OF_SCOPE = "out_of_scope"
+HELD = "held"
+STUCK = "stuck"
 MISSING_IGNORED = "missing_ignored"
 
 #: Changes sent in a delta run.
-SENT_CHANGES = (JOINER, MOVER, LEAVER, REHIRE, MISSING_DISABLE)
+SENT_CHANGES = (JOINER, MOVER, LEAVER, REHIRE, MISSING_DISABLE, INACTIVE_NEW)
 #: Changes additionally sent when ``full_sync`` is on.
-FULL_SYNC_EXTRA = (UNCHANGED, INACTIVE_CHANGED)
+FULL_SYNC_EXTRA = (UNCHANGED, INACTIVE_CHANGED, STUCK)
 #: Every change kind, in report order.
-ALL_CHANGES = (*SENT_CHANGES, UNCHANGED, INACTIVE_CHANGED, SKIPPED_INACTIVE_NEW, MISSING_IGNORED)
+ALL_CHANGES = (*SENT_CHANGES, UNCHANGED, INACTIVE_CHANGED, OUT_OF_SCOPE, HELD, STUCK, MISSING_IGNORED)
 #: Changes that turn an enabled account into a disabled one (what the deletion guard counts).
 DISABLING_CHANGES = (LEAVER, MISSING_DISABLE)
+#: ``changed_attributes`` of a mover sent again because its manager is now resolvable.
+MANAGER_RETRY = "manager (Entra could not set it last time; the manager is now provisioned)"
 
 
 @dataclass(frozen=True)
 class DeltaPlan:
     """What to send this run.
 
-    :param frame: the mapped rows to send plus a ``change`` column (missing-from-feed disables at the end).
+    :param frame: the mapped rows to send plus ``change`` and ``changed_attributes`` columns
+        (missing-from-feed disables at the end).
     :param counts: number of records per change kind (every kind of :data:`ALL_CHANGES`, zeros included).
     :param unchanged_count: records with the same hash and active flag (sent only in a full sync).
     :param disables: externalIds whose account this plan disables (leavers and missing-from-feed).
@@ -82,6 +108,9 @@ class DeltaPlan:
     :param missing_policy: what was done with active records missing from the feed.
     :param classification: the change kind of every feed record (sent or not), indexed by externalId
         (categorical; the missing-from-feed records are only in ``frame`` and ``counts``).
+    :param held: externalIds held at their last proven state (their HR row was quarantined).
+    :param stuck: records not sent because Entra skipped them the same way run after run: ``externalId``,
+        ``reason``, ``detail``, ``runs`` (sent anyway in a full sync).
     """
 
     frame: pd.DataFrame
@@ -91,6 +120,8 @@ class DeltaPlan:
     full_sync: bool = False
     missing_policy: str = "disable"
     classification: pd.Series = field(default_factory=lambda: pd.Series([], dtype="category"), repr=False)
+    held: pd.Index = field(default_factory=lambda: pd.Index([], dtype=TEXT_DTYPE))
+    stuck: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
 
     @property
     def to_send_ids(self) -> pd.Index:
@@ -103,6 +134,19 @@ class DeltaPlan:
         return len(self.frame)
 
 
+def _stuck_mask(ids: pd.Series, hashes: pd.Series, stuck: pd.DataFrame | None) -> np.ndarray:
+    """Rows whose (externalId, record_hash) is a stuck record of the ledger."""
+    if stuck is None or stuck.empty or not len(ids):
+        return np.zeros(len(ids), dtype=bool)
+    key = ids.astype(TEXT_DTYPE).fillna("") + "\x1f" + hashes.astype(TEXT_DTYPE).fillna("")
+    stuck_key = (
+        stuck["externalId"].astype(TEXT_DTYPE).fillna("")
+        + "\x1f"
+        + stuck["record_hash"].astype(TEXT_DTYPE).fillna("")
+    )
+    return isin_text(key, stuck_key)
+
+
 def plan_delta(
     mapped: pd.DataFrame,
     snapshot: pd.DataFrame,
@@ -110,18 +154,29 @@ def plan_delta(
     missing_policy: Literal["disable", "ignore"] = "disable",
     full_sync: bool = False,
     username_column: str = "userName",
+    held_ids: pd.Index | pd.Series | None = None,
+    stuck: pd.DataFrame | None = None,
+    out_of_scope: np.ndarray | pd.Series | None = None,
 ) -> DeltaPlan:
-    """Plan joiners, movers, leavers, rehires and missing-from-feed disables (table in the module docstring).
+    """Plan joiners, movers, leavers, rehires, inactive workers and missing-from-feed disables (table in the
+    module docstring).
 
     :param mapped: the mapped feed, one row per ``externalId``, with ``record_hash`` (hash of the mapped
         record) and ``active`` (bool).
-    :param snapshot: the last committed snapshot
-        (:func:`~airflow_provider_entra.provisioning.snapshot.read_snapshot`).
+    :param snapshot: the ledger state (:attr:`~airflow_provider_entra.provisioning.ledger.Ledger.state`, or a
+        first-release snapshot from :func:`~airflow_provider_entra.provisioning.snapshot.read_snapshot`).
     :param missing_policy: ``disable`` sends ``active: false`` for active accounts absent from the feed;
         ``ignore`` only counts them (for partial feeds, such as one department's export).
-    :param full_sync: also send unchanged records (Microsoft: "send everything for a full sync").
+    :param full_sync: also send unchanged and stuck records (Microsoft: "send everything for a full sync").
     :param username_column: the mapped column holding SCIM ``userName``; disables for missing workers carry
-        the snapshot's UPN there (a SCIM record needs a userName).
+        the ledger's UPN there (a SCIM record needs a userName).
+    :param held_ids: externalIds whose HR row was quarantined this run (or that a mangled id in a quarantined
+        row could stand for): a ledger record among them that is absent from the feed is ``held``, not
+        missing.
+    :param stuck: the ledger's stuck records
+        (:meth:`~airflow_provider_entra.provisioning.ledger.Ledger.stuck`).
+    :param out_of_scope: per mapped row, whether an inactive worker unknown to the ledger is outside the
+        declared scope (not sent); ``None``: every inactive worker is in scope.
     :return: :class:`DeltaPlan`.
     :raises ValueError: on a missing column, a blank or repeated externalId, or a missing ``active`` flag.
     """
@@ -143,21 +198,28 @@ def plan_delta(
 
     pos = index_in(ids, snapshot["externalId"])
     known = pos >= 0
+    safe_pos = np.where(known, pos, 0)
     snap_hash = take_text(snapshot["record_hash"], pos, mapped.index)
     snap_active = np.zeros(len(ids), dtype=bool)
     if len(snapshot):
-        snap_active = known & snapshot["active"].astype(bool).to_numpy()[np.where(known, pos, 0)]
+        snap_active = known & snapshot["active"].astype(bool).to_numpy()[safe_pos]
     active = mapped["active"].astype(bool).to_numpy()
     never_sent = (~known) | snap_hash.isna().to_numpy()
     hash_now = to_arrow(mapped["record_hash"].astype(TEXT_DTYPE))
     equal = pc.fill_null(pc.equal(hash_now, to_arrow(snap_hash).cast(hash_now.type)), False)
     same = np.asarray(equal.to_numpy(zero_copy_only=False), dtype=bool) & ~never_sent
+    outside = (
+        np.zeros(len(ids), dtype=bool)
+        if out_of_scope is None
+        else np.asarray(pd.Series(out_of_scope).fillna(False), dtype=bool)
+    )
 
     kind = {name: i for i, name in enumerate(ALL_CHANGES)}
     codes = np.select(
         [
             snap_active & ~active,
             never_sent & active,
+            never_sent & outside,
             never_sent,
             ~snap_active & active,
             active & ~same,
@@ -166,29 +228,59 @@ def plan_delta(
         [
             kind[LEAVER],
             kind[JOINER],
-            kind[SKIPPED_INACTIVE_NEW],
+            kind[OUT_OF_SCOPE],
+            kind[INACTIVE_NEW],
             kind[REHIRE],
             kind[MOVER],
             kind[INACTIVE_CHANGED],
         ],
         default=kind[UNCHANGED],
     )
-    sent_kinds = list(SENT_CHANGES) + (list(FULL_SYNC_EXTRA) if full_sync else [])
-    send = np.isin(codes, [kind[k] for k in sent_kinds])
+    # A manager Entra could not set (not provisioned then) that the ledger now holds: send the record again.
+    retry = np.zeros(len(ids), dtype=bool)
+    if len(snapshot) and "unresolved_manager" in snapshot.columns:
+        waiting = take_text(snapshot["unresolved_manager"], pos, mapped.index)
+        retry = (codes == kind[UNCHANGED]) & active & isin_text(waiting, snapshot["externalId"])
+        codes = np.where(retry, kind[MOVER], codes)
+
+    sent_kinds = [kind[k] for k in SENT_CHANGES]
+    stuck_rows = np.isin(codes, sent_kinds) & _stuck_mask(ids, mapped["record_hash"], stuck)
+    codes = np.where(stuck_rows, kind[STUCK], codes)
+
+    sendable = list(SENT_CHANGES) + (list(FULL_SYNC_EXTRA) if full_sync else [])
+    send = np.isin(codes, [kind[k] for k in sendable])
     labels = np.asarray(ALL_CHANGES, dtype=object)
     to_send = mapped[send].assign(change=pd.array(labels[codes[send]], dtype=TEXT_DTYPE))
+    to_send["changed_attributes"] = _explain_movers(to_send, snapshot, pos[send], retry[send])
 
     in_feed = np.zeros(len(snapshot), dtype=bool)
     in_feed[pos[known]] = True
-    missing = snapshot[~in_feed & snapshot["active"].astype(bool).to_numpy()]
+    absent = snapshot[~in_feed]
+    held_mask = (
+        isin_text(absent["externalId"], pd.Index(held_ids).astype(str))
+        if held_ids is not None and len(held_ids)
+        else np.zeros(len(absent), dtype=bool)
+    )
+    held = pd.Index(absent.loc[held_mask, "externalId"], dtype=TEXT_DTYPE)
+    missing = absent[~held_mask & absent["active"].astype(bool).to_numpy()]
     counts = {kind: 0 for kind in ALL_CHANGES}
     counts.update(zip(ALL_CHANGES, map(int, np.bincount(codes, minlength=len(ALL_CHANGES))), strict=True))
+    counts[HELD] = len(held)
+    stuck_table = _stuck_table(stuck, ids[stuck_rows])
     if missing_policy == "disable":
-        counts[MISSING_DISABLE] = len(missing)
-        if len(missing):
-            to_send = pd.concat(
-                [to_send, _disable_records(missing, mapped, username_column)], ignore_index=True
+        disable = _disable_records(missing, mapped, username_column)
+        missing_stuck = _stuck_mask(disable["externalId"], disable["record_hash"], stuck)
+        if missing_stuck.any():
+            stuck_table = pd.concat(
+                [stuck_table, _stuck_table(stuck, disable["externalId"][missing_stuck])], ignore_index=True
             )
+            if not full_sync:
+                disable = disable[~missing_stuck]
+            counts[STUCK] += int(np.sum(missing_stuck))
+        counts[MISSING_DISABLE] = int((disable["change"] == MISSING_DISABLE).sum()) if len(disable) else 0
+        if len(disable):
+            disable["changed_attributes"] = pd.Series("active", index=disable.index, dtype=TEXT_DTYPE)
+            to_send = pd.concat([to_send, disable], ignore_index=True)
     else:
         counts[MISSING_IGNORED] = len(missing)
     to_send = to_send.reset_index(drop=True)
@@ -207,7 +299,37 @@ def plan_delta(
         full_sync=full_sync,
         missing_policy=missing_policy,
         classification=classification,
+        held=held,
+        stuck=stuck_table,
     )
+
+
+def _stuck_table(stuck: pd.DataFrame | None, ids: pd.Series) -> pd.DataFrame:
+    columns = ["externalId", "reason", "detail", "runs"]
+    if stuck is None or stuck.empty or not len(ids):
+        return pd.DataFrame({c: pd.Series([], dtype="int64" if c == "runs" else TEXT_DTYPE) for c in columns})
+    table = stuck[isin_text(stuck["externalId"], ids)]
+    return table.loc[:, columns].reset_index(drop=True)
+
+
+def _explain_movers(
+    to_send: pd.DataFrame, snapshot: pd.DataFrame, pos: np.ndarray, retry: np.ndarray
+) -> pd.Series:
+    """``changed_attributes`` of the movers (from the ledger's attribute digests); empty for the others."""
+    out = pd.Series("", index=to_send.index, dtype=TEXT_DTYPE)
+    movers = (to_send["change"] == MOVER).to_numpy()
+    if not movers.any():
+        return out
+    out[movers & retry] = MANAGER_RETRY
+    explain = movers & ~retry
+    if explain.any() and len(snapshot) and "attr_digest" in snapshot.columns:
+        rows = to_send[explain]
+        names, digests = attribute_digests(rows)
+        index = rows.index
+        before_names = take_text(snapshot["attr_names"], pos[explain], index)
+        before = take_text(snapshot["attr_digest"], pos[explain], index)
+        out[explain] = changed_attributes(before_names, before, names, digests).to_numpy()
+    return out
 
 
 def _disable_records(missing: pd.DataFrame, mapped: pd.DataFrame, username_column: str) -> pd.DataFrame:

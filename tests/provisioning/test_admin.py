@@ -12,9 +12,10 @@ from airflow_provider_entra.provisioning.admin import (
     PrivilegeRule,
     derive_admin_accounts,
 )
+from airflow_provider_entra.provisioning.ledger import apply_outcomes
 from airflow_provider_entra.provisioning.normalise import normalise_hr
 from airflow_provider_entra.provisioning.plan import plan_delta
-from airflow_provider_entra.provisioning.snapshot import commit_verified, empty_snapshot
+from airflow_provider_entra.provisioning.snapshot import empty_snapshot
 
 ADMIN_DOMAIN = "admin.contoso.com"
 
@@ -141,8 +142,15 @@ def test_admin_is_disabled_when_the_person_leaves_and_the_plan_disables_it() -> 
     admins = derive_admin_accounts(staff(TEAM), upn_domain=ADMIN_DOMAIN)
     first = plan_delta(mapped(admins), empty_snapshot())
     outcomes = pd.DataFrame({"external_id": first.frame["externalId"], "status": "success"})
-    admin_snapshot = commit_verified(empty_snapshot(), first, outcomes, sent_at=when, verified_at=when)
-    assert sorted(admin_snapshot["externalId"]) == ["A1", "A3", "A4", "A5"]
+    admin_snapshot = apply_outcomes(empty_snapshot(), first.frame, outcomes, verified_at=when)
+    # A6 (an inactive admin-qualifying person) is sent disabled: an admin account may exist from before.
+    assert admin_snapshot.set_index("externalId")["active"].to_dict() == {
+        "A1": True,
+        "A3": True,
+        "A4": True,
+        "A5": True,
+        "A6": False,
+    }
     assert admin_snapshot.set_index("externalId").at["A1", "linked_external_id"] == "1"
 
     # José leaves; Bob moves to Finance as an analyst (no longer privileged); Cy vanishes from the feed.

@@ -10,9 +10,10 @@ import pytest
 
 from airflow_provider_entra.provisioning.guard import check_deletion_guard
 from airflow_provider_entra.provisioning.hr_source import read_hr_csv
+from airflow_provider_entra.provisioning.ledger import apply_outcomes
 from airflow_provider_entra.provisioning.normalise import normalise_hr
 from airflow_provider_entra.provisioning.plan import plan_delta
-from airflow_provider_entra.provisioning.snapshot import active_count, commit_verified, empty_snapshot
+from airflow_provider_entra.provisioning.snapshot import active_count, empty_snapshot
 from airflow_provider_entra.provisioning.validate import validate_hr
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "microsoft-sample"
@@ -38,8 +39,8 @@ def committed() -> tuple[pd.DataFrame, pd.DataFrame]:
     hr = normalise_hr(valid, upn_domain="contoso.com").frame
     plan = plan_delta(mapped(hr), empty_snapshot())
     outcomes = pd.DataFrame({"external_id": plan.frame["externalId"], "status": "success"})
-    snapshot = commit_verified(
-        empty_snapshot(), plan, outcomes, sent_at=datetime(2026, 1, 1, tzinfo=timezone.utc)
+    snapshot = apply_outcomes(
+        empty_snapshot(), plan.frame, outcomes, verified_at=datetime(2026, 1, 1, tzinfo=timezone.utc)
     )
     return hr, snapshot
 
@@ -50,7 +51,8 @@ def test_truncated_export_trips_the_guard(committed: tuple[pd.DataFrame, pd.Data
     assert active == int((hr["WorkerStatus"] == "Active").sum()) > 100
     truncated = hr.iloc[: len(hr) // 2]  # the export stopped half way
     plan = plan_delta(mapped(truncated), snapshot)
-    expected = int(snapshot["externalId"].isin(hr["WorkerID"].iloc[len(hr) // 2 :]).sum())
+    gone = snapshot["externalId"].isin(hr["WorkerID"].iloc[len(hr) // 2 :])
+    expected = int((gone & snapshot["active"]).sum())
     assert len(plan.disables) == plan.counts["missing_disable"] == expected
 
     decision = check_deletion_guard(plan, active)

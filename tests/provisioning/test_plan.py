@@ -1,4 +1,4 @@
-"""plan_delta: joiners, movers, leavers, rehires, missing-from-feed, unchanged, full sync."""
+"""plan_delta: joiners, movers, leavers, rehires, inactive, missing-from-feed, held, stuck, full sync."""
 
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ import pandas as pd
 import pytest
 
 from airflow_provider_entra.provisioning.hr_source import read_hr_csv
+from airflow_provider_entra.provisioning.ledger import Ledger, apply_outcomes, fold_outcomes
 from airflow_provider_entra.provisioning.normalise import normalise_hr
-from airflow_provider_entra.provisioning.plan import ALL_CHANGES, plan_delta
-from airflow_provider_entra.provisioning.snapshot import commit_verified, empty_snapshot
+from airflow_provider_entra.provisioning.plan import ALL_CHANGES, MANAGER_RETRY, plan_delta
+from airflow_provider_entra.provisioning.snapshot import empty_snapshot
 from airflow_provider_entra.provisioning.validate import validate_hr
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "microsoft-sample"
@@ -50,7 +51,7 @@ def people(rows: list[tuple[str, str, str]]) -> pd.DataFrame:
 
 def commit_all(snapshot: pd.DataFrame, plan, status: str = "success") -> pd.DataFrame:
     outcomes = pd.DataFrame({"external_id": plan.frame["externalId"], "status": status})
-    return commit_verified(snapshot, plan, outcomes, sent_at=WHEN, verified_at=WHEN)
+    return apply_outcomes(snapshot, plan.frame, outcomes, run_id="test", verified_at=WHEN)
 
 
 def sample_feed() -> pd.DataFrame:
@@ -58,16 +59,17 @@ def sample_feed() -> pd.DataFrame:
     return mapped(normalise_hr(valid, upn_domain="contoso.com").frame)
 
 
-def test_first_run_sends_active_joiners_and_skips_inactive_newcomers() -> None:
+def test_first_run_sends_joiners_and_inactive_workers_disabled() -> None:
+    """Unknown is not absent: an inactive worker the ledger does not know may have an account."""
     feed = sample_feed()
     plan = plan_delta(feed, empty_snapshot())
     active = int(feed["active"].sum())
-    assert plan.counts["joiner"] == active == len(plan.frame)
-    assert plan.counts["skipped_inactive_new"] == len(feed) - active
-    assert set(plan.frame["change"]) == {"joiner"}
-    assert plan.frame["active"].all()
-    assert list(plan.to_send_ids) == list(feed.loc[feed["active"], "externalId"])
-    assert len(plan.disables) == 0
+    assert plan.counts["joiner"] == active and plan.counts["inactive_new"] == len(feed) - active == 123
+    assert len(plan.frame) == len(feed)
+    sent = plan.frame.set_index("externalId")
+    assert (sent.loc[sent["change"] == "joiner", "active"]).all()
+    assert not (sent.loc[sent["change"] == "inactive_new", "active"]).any()
+    assert len(plan.disables) == 0  # not an enabled account the ledger knows: not a guarded disable
     assert set(plan.counts) == set(ALL_CHANGES)
     assert sum(plan.counts.values()) == len(feed)
 
@@ -80,9 +82,8 @@ def test_unchanged_data_sends_nothing() -> None:
     assert again.frame.empty
     assert again.to_send_count == 0
     assert again.unchanged_count == len(first.frame)
-    assert again.counts["skipped_inactive_new"] == first.counts["skipped_inactive_new"]
-    assert {k: v for k, v in again.counts.items() if k not in ("unchanged", "skipped_inactive_new")} == {
-        k: 0 for k in ALL_CHANGES if k not in ("unchanged", "skipped_inactive_new")
+    assert {k: v for k, v in again.counts.items() if k != "unchanged"} == {
+        k: 0 for k in ALL_CHANGES if k != "unchanged"
     }
 
 
@@ -99,11 +100,7 @@ def test_leaver_and_rehire() -> None:
     hr = people([("1", "Active", "Sales"), ("2", "Inactive", "Sales"), ("3", "Active", "IT")])
     first = plan_delta(mapped(hr), empty_snapshot(), full_sync=False)
     snapshot = commit_all(empty_snapshot(), first)
-    # Worker 2 was never sent (inactive newcomer); make them a known, disabled account.
-    snapshot = pd.concat(
-        [snapshot, snapshot.iloc[[0]].assign(externalId="2", active=False, record_hash="old")],
-        ignore_index=True,
-    )
+    assert snapshot.set_index("externalId")["active"].to_dict() == {"1": True, "2": False, "3": True}
     hr["WorkerStatus"] = ["Inactive", "Active", "Active"]
     plan = plan_delta(mapped(hr), snapshot)
     assert dict(zip(plan.frame["externalId"], plan.frame["change"], strict=True)) == {
@@ -155,16 +152,106 @@ def test_missing_accounts_already_disabled_are_left_alone() -> None:
     assert plan.frame.empty and plan.counts["missing_disable"] == 0
 
 
-def test_full_sync_resends_known_records_but_never_creates_disabled_ones() -> None:
+def test_full_sync_resends_every_known_record() -> None:
     hr = people([("1", "Active", "Sales"), ("2", "Inactive", "Sales"), ("3", "Active", "IT")])
     snapshot = commit_all(empty_snapshot(), plan_delta(mapped(hr), empty_snapshot()))
     plan = plan_delta(mapped(hr), snapshot, full_sync=True)
     assert plan.full_sync
     assert dict(zip(plan.frame["externalId"], plan.frame["change"], strict=True)) == {
         "1": "unchanged",
+        "2": "unchanged",
         "3": "unchanged",
     }
-    assert plan.counts["skipped_inactive_new"] == 1
+
+
+def test_declared_scope_leaves_long_gone_workers_out() -> None:
+    hr = people([("1", "Active", "Sales"), ("2", "Inactive", "Sales"), ("3", "Inactive", "IT")])
+    scope = pd.Series([False, True, False])  # worker 2 left long before the first sync
+    plan = plan_delta(mapped(hr), empty_snapshot(), out_of_scope=scope)
+    assert dict(zip(plan.frame["externalId"], plan.frame["change"], strict=True)) == {
+        "1": "joiner",
+        "3": "inactive_new",
+    }
+    assert plan.counts["out_of_scope"] == 1
+    # Once the ledger knows a worker, the scope no longer matters: a leaver is always sent.
+    snapshot = commit_all(empty_snapshot(), plan)
+    hr["WorkerStatus"] = ["Inactive", "Inactive", "Inactive"]
+    again = plan_delta(mapped(hr), snapshot, out_of_scope=pd.Series([True, True, True]))
+    assert dict(zip(again.frame["externalId"], again.frame["change"], strict=True)) == {"1": "leaver"}
+
+
+def test_a_quarantined_person_is_held_not_missing() -> None:
+    hr = people([("1", "Active", "Sales"), ("2", "Active", "Sales"), ("3", "Active", "IT")])
+    snapshot = commit_all(empty_snapshot(), plan_delta(mapped(hr), empty_snapshot()))
+    # Rows 2 and 3 were quarantined this run (a bad email, a mangled id): only row 1 reaches the plan.
+    plan = plan_delta(mapped(hr[hr["WorkerID"] == "1"]), snapshot, held_ids=pd.Index(["2", "3"]))
+    assert plan.frame.empty and len(plan.disables) == 0
+    assert plan.counts["held"] == 2 and plan.counts["missing_disable"] == 0
+    assert sorted(plan.held) == ["2", "3"]
+    # Without the hold, they would be disabled as missing.
+    assert plan_delta(mapped(hr[hr["WorkerID"] == "1"]), snapshot).counts["missing_disable"] == 2
+
+
+def test_a_record_skipped_the_same_way_twice_is_stuck_not_resent() -> None:
+    hr = people([("1", "Active", "Sales"), ("2", "Inactive", "Sales")])
+    first = plan_delta(mapped(hr), empty_snapshot())
+    outcomes = pd.DataFrame(
+        {
+            "external_id": ["1", "2"],
+            "status": ["success", "skipped"],
+            "error_code": [None, "NotEffectivelyEntitled"],
+            "reason": [None, "out of scope"],
+        }
+    )
+    _, skips_one, _ = fold_outcomes(first.frame, outcomes, empty_snapshot(), run_id="run-1")
+    state = apply_outcomes(empty_snapshot(), first.frame, outcomes, run_id="run-1")
+    assert state["externalId"].tolist() == ["1"]  # an out-of-scope skip proves nothing
+    once = Ledger(state=state, skips=skips_one)
+    assert once.stuck().empty
+    second = plan_delta(mapped(hr), state, stuck=once.stuck())
+    assert second.frame["externalId"].tolist() == ["2"]  # sent again once
+    _, skips_two, _ = fold_outcomes(second.frame, outcomes.iloc[[1]], state, run_id="run-2")
+    twice = Ledger(state=state, skips=pd.concat([skips_one, skips_two], ignore_index=True))
+    stuck = twice.stuck()
+    assert stuck[["externalId", "reason", "runs"]].values.tolist() == [["2", "NotEffectivelyEntitled", 2]]
+    third = plan_delta(mapped(hr), state, stuck=stuck)
+    assert third.frame.empty and third.counts["stuck"] == 1
+    assert third.stuck["externalId"].tolist() == ["2"]
+    # A change to the record, or a full sync, sends it again.
+    full = plan_delta(mapped(hr), state, stuck=stuck, full_sync=True)
+    assert full.frame.set_index("externalId")["change"].to_dict() == {"1": "unchanged", "2": "stuck"}
+    changed = hr.assign(Department=["Sales", "Archive"])
+    assert plan_delta(mapped(changed), state, stuck=stuck).frame["externalId"].tolist() == ["2"]
+
+
+def test_a_manager_entra_could_not_set_is_retried_once_the_ledger_holds_it() -> None:
+    manager = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value"
+    feed = mapped(people([("1", "Active", "Sales")])).assign(**{manager: "9"})
+    outcomes = pd.DataFrame(
+        {
+            "external_id": ["1"],
+            "status": ["warning"],
+            "error_code": ["UnableToResolveReferenceAttributeValue"],
+            "unresolved_reference": [True],
+        }
+    )
+    state = apply_outcomes(empty_snapshot(), feed.assign(change="joiner"), outcomes, run_id="run-1")
+    assert state["unresolved_manager"].tolist() == ["9"]
+    assert plan_delta(feed, state).frame.empty  # the manager is still unknown: nothing to retry
+    manager_row = state.assign(externalId="9", unresolved_manager=None)
+    known = pd.concat([state, manager_row], ignore_index=True)
+    retry = plan_delta(feed, known, missing_policy="ignore")
+    assert retry.frame[["externalId", "change", "changed_attributes"]].values.tolist() == [
+        ["1", "mover", MANAGER_RETRY]
+    ]
+
+
+def test_movers_name_the_attributes_that_changed() -> None:
+    hr = people([("1", "Active", "Sales"), ("2", "Active", "Sales")])
+    snapshot = commit_all(empty_snapshot(), plan_delta(mapped(hr), empty_snapshot()))
+    hr.loc[hr["WorkerID"] == "2", "Department"] = "Finance"
+    plan = plan_delta(mapped(hr), snapshot)
+    assert plan.frame[["externalId", "changed_attributes"]].values.tolist() == [["2", "department"]]
 
 
 def test_changes_to_a_disabled_account_wait_for_a_full_sync() -> None:
@@ -180,7 +267,7 @@ def test_changes_to_a_disabled_account_wait_for_a_full_sync() -> None:
     assert full.frame["change"].tolist() == ["inactive_changed"]
 
 
-def test_a_snapshot_row_never_sent_counts_as_joiner_or_leaver() -> None:
+def test_a_ledger_row_never_proven_counts_as_joiner_or_leaver() -> None:
     hr = people([("1", "Active", "Sales"), ("2", "Inactive", "Sales")])
     seeded = pd.DataFrame(
         {
@@ -201,7 +288,7 @@ def test_failed_records_are_planned_again_after_commit() -> None:
     hr = people([("1", "Active", "Sales"), ("2", "Active", "Sales")])
     first = plan_delta(mapped(hr), empty_snapshot())
     outcomes = pd.DataFrame({"external_id": ["1", "2"], "status": ["success", "failure"]})
-    snapshot = commit_verified(empty_snapshot(), first, outcomes, sent_at=WHEN, verified_at=WHEN)
+    snapshot = apply_outcomes(empty_snapshot(), first.frame, outcomes, verified_at=WHEN)
     again = plan_delta(mapped(hr), snapshot)
     assert dict(zip(again.frame["externalId"], again.frame["change"], strict=True)) == {"2": "joiner"}
 
@@ -223,7 +310,7 @@ def test_plan_refuses_bad_mapped_frames() -> None:
 def test_classification_covers_every_feed_record() -> None:
     hr = people([("1", "Active", "Sales"), ("2", "Inactive", "Sales")])
     plan = plan_delta(mapped(hr), empty_snapshot())
-    assert plan.classification.to_dict() == {"1": "joiner", "2": "skipped_inactive_new"}
+    assert plan.classification.to_dict() == {"1": "joiner", "2": "inactive_new"}
 
 
 def test_with_the_scim_mapping_layer_only_changed_attributes_make_movers() -> None:
@@ -252,7 +339,7 @@ def test_with_the_scim_mapping_layer_only_changed_attributes_make_movers() -> No
         return plan_delta(map_records(hr, mapping).frame, snapshot)
 
     first = run(raw, empty_snapshot())
-    assert first.counts["joiner"] == len(first.frame) > 100
+    assert first.counts["joiner"] + first.counts["inactive_new"] == len(first.frame) > 100
     snapshot = commit_all(empty_snapshot(), first)
     assert run(raw, snapshot).to_send_count == 0
 
@@ -269,6 +356,6 @@ def test_with_the_scim_mapping_layer_only_changed_attributes_make_movers() -> No
     assert gone.frame[["externalId", "change", "userName"]].values.tolist() == [
         [active_id, "missing_disable", snapshot.set_index("externalId").at[active_id, "UserPrincipalName"]]
     ]
-    mapped_dtypes = plan.frame.dtypes.drop("change")
-    assert gone.frame.dtypes.drop("change").to_dict() == mapped_dtypes.to_dict()
+    mapped_dtypes = plan.frame.dtypes.drop(["change", "changed_attributes"])
+    assert gone.frame.dtypes.drop(["change", "changed_attributes"]).to_dict() == mapped_dtypes.to_dict()
     assert str(gone.frame["active"].dtype) == "boolean" and not gone.frame["active"].iloc[0]

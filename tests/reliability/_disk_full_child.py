@@ -18,22 +18,20 @@ import numpy as np
 import pandas as pd
 
 
-def _snapshot(args: dict[str, Any]) -> None:
-    from airflow_provider_entra.provisioning.snapshot import write_snapshot
+def _ledger(args: dict[str, Any]) -> None:
+    from airflow_provider_entra.provisioning.ledger import commit
 
     n = int(args["rows"])
     ids = np.arange(n).astype(str)
-    write_snapshot(
-        pd.DataFrame(
-            {
-                "externalId": ids,
-                "record_hash": np.char.add("hash-of-record-", ids),
-                "UserPrincipalName": np.char.add(np.char.add("user", ids), "@contoso.com"),
-                "active": True,
-            }
-        ),
-        args["path"],
+    sent = pd.DataFrame(
+        {
+            "externalId": ids,
+            "record_hash": np.char.add("hash-of-record-", ids),
+            "userName": np.char.add(np.char.add("user", ids), "@contoso.com"),
+            "active": True,
+        }
     )
+    commit(args["path"], sent, pd.DataFrame({"external_id": ids, "status": "success"}), run_id="disk-full")
 
 
 def _transform(args: dict[str, Any]) -> None:
@@ -45,7 +43,7 @@ def _transform(args: dict[str, Any]) -> None:
         args["mapping"],
         run,
         upn_domain="contoso.com",
-        snapshot_path=run / "missing-snapshot.parquet",
+        ledger=run / "missing-ledger",
     )
 
 
@@ -69,7 +67,7 @@ def _upload(args: dict[str, Any]) -> None:
     ).execute({"run_id": "manual__disk_full"})
 
 
-SCENARIOS = {"snapshot": _snapshot, "transform": _transform, "report": _report, "upload": _upload}
+SCENARIOS = {"ledger": _ledger, "transform": _transform, "report": _report, "upload": _upload}
 
 
 def main() -> int:

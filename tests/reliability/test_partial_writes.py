@@ -1,6 +1,6 @@
 """A disk that fills up mid-write (a file-size limit in a child process): nothing is left half-written.
 
-The snapshot, the staged transform outputs and the report are written to a temporary file and renamed, so a
+The ledger, the staged transform outputs and the report are written to a temporary file and renamed, so a
 failed write leaves the previous file (or none) and no temporary file. The upload manifest is appended line
 by line; a torn last line is skipped when the task is retried, which resends at most that one request.
 """
@@ -17,7 +17,7 @@ import pytest
 
 from airflow_provider_entra.operators.bulk_upload import MANIFEST_NAME, EntraBulkUploadOperator
 from airflow_provider_entra.provisioning import pipeline
-from airflow_provider_entra.provisioning.snapshot import read_snapshot, write_snapshot
+from airflow_provider_entra.provisioning.ledger import commit, read_ledger
 from airflow_provider_entra.staging import read_jsonl
 
 CHILD = Path(__file__).with_name("_disk_full_child.py")
@@ -40,19 +40,19 @@ def temp_files(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.rglob("*") if p.is_file() and ".tmp" in p.name)
 
 
-def test_snapshot_write_that_fills_the_disk_keeps_the_previous_snapshot(tmp_path):
-    path = tmp_path / "snapshot" / "hr_snapshot.parquet"
+def test_ledger_commit_that_fills_the_disk_keeps_the_previous_ledger(tmp_path):
+    path = tmp_path / "ledger" / "job"
     previous = pd.DataFrame(
-        {"externalId": ["1", "2"], "record_hash": ["a", "b"], "UserPrincipalName": ["a@x.io", "b@x.io"]}
+        {"externalId": ["1", "2"], "record_hash": ["a", "b"], "userName": ["a@x.io", "b@x.io"]}
     ).assign(active=True)
-    write_snapshot(previous, path)
-    before = path.read_bytes()
+    commit(path, previous, pd.DataFrame({"external_id": ["1", "2"], "status": "success"}), run_id="before")
+    before = {p.name: p.read_bytes() for p in path.iterdir()}
 
-    outcome = run_with_file_limit(64 * 1024, "snapshot", path=path, rows=50_000)
+    outcome = run_with_file_limit(64 * 1024, "ledger", path=path, rows=50_000)
 
     assert outcome.startswith("error: OSError") and "File too large" in outcome, outcome
-    assert path.read_bytes() == before
-    assert read_snapshot(path)["externalId"].tolist() == ["1", "2"]
+    assert {p.name: p.read_bytes() for p in path.iterdir()} == before
+    assert read_ledger(path).state["externalId"].tolist() == ["1", "2"]
     assert temp_files(tmp_path) == []
 
 
