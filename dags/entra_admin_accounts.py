@@ -8,18 +8,19 @@ is disabled (never deleted) when the person leaves or no longer qualifies.
 
 The accounts go through a separate provisioning app and job: the connection ``entra_admin`` (same form as
 ``entra_default``, with the admin app's client id/secret and job id). The pipeline is the HR one with its
-own mapping (``data/admin_mapping.yaml``), its own snapshot and a stricter deletion guard (by default: stop
-when more than 5 admin accounts, or more than 20% of them, would be disabled); to go ahead anyway, trigger
-the DAG with ``approve_disables: true``.
+own mapping (``data/admin_mapping.yaml``), its own job's ledger and a stricter deletion guard (by default:
+stop when more than 5 admin accounts, or more than 20% of them, would be disabled); to go ahead anyway,
+trigger the DAG with ``approve_disables: true``.
 
-Files: ``<staging root>/entra_admin_accounts/<run id>/`` per run, the snapshot in
-``<staging root>/entra_admin_accounts/snapshot/``. The HR feed is read from the triggering Asset event
+Files: ``<staging root>/entra_admin_accounts/<run id>/`` per run, the admin job's ledger in
+``<staging root>/ledger/<admin job id>/``. The HR feed is read from the triggering Asset event
 (its ``extra`` names the files), else from
 ``<staging root>/entra_hr_provisioning/snapshot/hr_current.parquet``.
 """
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from typing import Any
 from airflow.sdk import Asset, Param, dag, task
 from airflow.sdk.exceptions import AirflowFailException
 
+from airflow_provider_entra.hooks.entra import EntraHook
 from airflow_provider_entra.operators.bulk_upload import EntraBulkUploadOperator
 from airflow_provider_entra.operators.job_health import EntraJobHealthOperator
 from airflow_provider_entra.provisioning import pipeline
@@ -37,7 +39,9 @@ DAG_ID = "entra_admin_accounts"
 HR_DAG_ID = "entra_hr_provisioning"
 CONN_ID = "entra_admin"
 DATA = Path(__file__).parent / "data"
+#: The first release's admin snapshot, adopted into the admin job's ledger on the first run after an upgrade.
 ADMIN_SNAPSHOT_NAME = "admin_snapshot.parquet"
+log = logging.getLogger(__name__)
 
 
 @dag(
@@ -121,24 +125,31 @@ def entra_admin_accounts() -> None:
                 "commits), or pass hr_current_path."
             )
         run = to_path(str(pipeline.run_dir(root, DAG_ID, run_id)))
-        snapshot = to_path(str(pipeline.snapshot_dir(root, DAG_ID))) / ADMIN_SNAPSHOT_NAME
+        ledger = pipeline.ledger_path(root, EntraHook(CONN_ID).job_id)
+        pipeline.adopt_legacy_snapshot(
+            ledger, to_path(str(pipeline.snapshot_dir(root, DAG_ID))) / ADMIN_SNAPSHOT_NAME
+        )
         summary = pipeline.derive_admins(
-            to_path(source), snapshot, to_path(params["mapping_path"]), run, upn_domain=params["upn_domain"]
+            to_path(source), ledger, to_path(params["mapping_path"]), run, upn_domain=params["upn_domain"]
         )
-        print(
-            f"{summary['admins']} admin account(s) ({summary['active_admins']} active) for "
-            f"{summary['people']} people in {source}; {summary['quarantined']} quarantined"
+        log.info(
+            "%d admin account(s) (%d active) for %d people in %s; %d quarantined",
+            summary["admins"],
+            summary["active_admins"],
+            summary["people"],
+            source,
+            summary["quarantined"],
         )
-        return {**summary, "source": source, "run_dir": str(run), "snapshot_path": str(snapshot)}
+        return {**summary, "source": source, "run_dir": str(run), "ledger": ledger}
 
     @task(multiple_outputs=True)
     def plan(derived: dict[str, Any]) -> dict[str, Any]:
-        """Compare with the admin job's own snapshot."""
+        """Compare with the admin job's own ledger."""
         summary = pipeline.plan(
-            to_path(derived["mapped_path"]), to_path(derived["snapshot_path"]), to_path(derived["run_dir"])
+            to_path(derived["mapped_path"]), derived["ledger"], to_path(derived["run_dir"])
         )
         changes = ", ".join(f"{n} {kind}" for kind, n in summary["changes"].items() if n)
-        print(f"Plan: {summary['to_send']} admin account(s) to send ({changes or 'no changes'})")
+        log.info("Plan: %d admin account(s) to send (%s)", summary["to_send"], changes or "no changes")
         return summary
 
     @task
@@ -150,7 +161,7 @@ def entra_admin_accounts() -> None:
             max_disable_percent=params["max_disable_percent"],
             approved=params["approve_disables"],
         )
-        print(decision["message"])
+        log.info("%s", decision["message"])
         if not decision["proceed"]:
             pipeline.write_run_summary(
                 to_path(derived["run_dir"]),
@@ -163,15 +174,17 @@ def entra_admin_accounts() -> None:
         return decision
 
     @task
-    def commit(derived: dict[str, Any], planned: dict[str, Any], verified: dict[str, Any]) -> dict[str, Any]:
-        """Fold the verified admin accounts into the admin snapshot."""
+    def commit(
+        derived: dict[str, Any], planned: dict[str, Any], verified: dict[str, Any], run_id: str | None = None
+    ) -> dict[str, Any]:
+        """Fold the admin accounts the logs prove into the admin job's ledger."""
         summary = pipeline.commit(
-            to_path(derived["snapshot_path"]),
+            derived["ledger"],
             to_path(planned["delta_path"]),
             to_path(verified["outcomes_path"]),
-            to_path(derived["snapshot_path"]),
+            run_id=str(run_id),
         )
-        print(f"Committed {summary['verified']} verified admin account(s); {summary['active']} active")
+        log.info("Ledger: %d admin account(s) proven; %d active", summary["verified"], summary["active"])
         return summary
 
     @task(trigger_rule="none_failed")
@@ -197,17 +210,17 @@ def entra_admin_accounts() -> None:
             "requests": uploaded.get("requests", 0),
             "outcomes": verified.get("outcomes", {}),
             "committed": committed.get("verified", 0),
-            "snapshot_active": committed.get("active"),
+            "ledger_active": committed.get("active"),
             "files": {
                 "run_dir": derived["run_dir"],
                 "quarantine": derived["quarantine_path"],
                 "report_html": verified.get("report_html"),
                 "report_csv": verified.get("report_csv"),
-                "snapshot": committed.get("snapshot_path"),
+                "ledger": committed.get("ledger"),
             },
         }
         summary["files"]["run_summary"] = pipeline.write_run_summary(to_path(derived["run_dir"]), summary)
-        print(f"Sent {summary['records_sent']} admin account(s); outcomes {summary['outcomes']}")
+        log.info("Sent %s admin account(s); outcomes %s", summary["records_sent"], summary["outcomes"])
         failed = int(verified.get("failures") or 0) + int(verified.get("missing") or 0)
         if failed:  # admin accounts: every one must be right
             raise AirflowFailException(

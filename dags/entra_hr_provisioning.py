@@ -7,29 +7,36 @@ What a run does (each box in the graph is one step; every step's files land in t
    with ``hr_source: sql``) into ``hr_raw.parquet``.
 3. ``transform``: validate and normalise the rows, derive stable unique UPNs, map them to SCIM with the
    mapping at ``mapping_path``. Bad rows are quarantined with a reason (``quarantine.csv``); the rest go on.
-4. ``plan``: compare with the last committed snapshot: joiners, movers, leavers, rehires, and accounts
-   missing from the export (disabled). Only changes are sent, unless ``full_sync`` is on.
+4. ``plan``: compare with the job's ledger (what Entra is proven to hold, shared with ``entra_on_demand``
+   and any DAG writing to the same job): joiners, movers, leavers, rehires, inactive workers the ledger does
+   not know (sent disabled), and accounts missing from the export (disabled). A person whose row was
+   quarantined is *held* (neither updated nor disabled). Only changes are sent, unless ``full_sync`` is on.
 5. ``guard``: stop before anything is sent when the plan disables more than ``max_disable_count`` accounts
-   or ``max_disable_percent`` of the active ones (a truncated export looks like a mass departure). To go
-   ahead anyway: answer the ``approve_disables`` task in the UI (Airflow >= 3.1, "Required actions"), or
-   trigger the DAG again with ``approve_disables: true``.
+   or ``max_disable_percent`` of the active ones (a truncated export looks like a mass departure), or when
+   more rows than ``max_quarantine_count`` / ``max_quarantine_percent`` were quarantined. To go ahead anyway:
+   answer the ``approve_disables`` task in the UI (Airflow >= 3.1, "Required actions"), or trigger the DAG
+   again with ``approve_disables: true`` / ``approve_quarantine: true``. A run whose rows were all
+   quarantined always fails.
 6. ``stages`` + ``upload``: managers before their reports, 50 records per bulkUpload call, paced,
    resumable.
 7. ``verify``: wait (in the triggerer) for every record's outcome in the provisioning logs; write
    ``report.html``/``outcomes.csv``.
-8. ``commit``: only verified records enter the snapshot (failures are sent again next run); publishes the
-   ``entra_hr_snapshot`` Asset, which starts ``entra_admin_accounts``.
-9. ``report``: ``run-summary.json``; the run fails when more records failed than ``max_failures`` /
-   ``max_failure_percent`` allow, so Airflow's failure callbacks and notifiers alert.
+8. ``commit``: only records the logs prove enter the ledger (failures are sent again next run); publishes
+   the ``entra_hr_snapshot`` Asset, which starts ``entra_admin_accounts``.
+9. ``report``: ``report.html`` (every record with its HR change, quarantined rows, held and stuck people)
+   and ``run-summary.json``; the run fails when more records failed, have no log entry or are stuck than
+   ``max_failures`` / ``max_failure_percent`` allow, so Airflow's failure callbacks and notifiers alert.
 
 Set up: an ``entra`` connection named ``entra_default`` (see docs/connection.md), then trigger the DAG.
-Staged files go to ``<staging root>/entra_hr_provisioning/<run id>/``; the staging root is the Param
+Staged files go to ``<staging root>/entra_hr_provisioning/<run id>/``, the ledger to
+``<staging root>/ledger/<job id>/``; the staging root is the Param
 ``staging_path``, else the Variable ``entra_staging_path`` (e.g. ``s3://bucket/entra`` when workers do not
 share a disk), else ``$AIRFLOW_HOME/entra-staging``. See docs/dags.md.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -39,6 +46,7 @@ from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.sdk import Asset, BaseHook, Param, dag, task
 from airflow.sdk.exceptions import AirflowFailException
 
+from airflow_provider_entra.hooks.entra import EntraHook
 from airflow_provider_entra.operators.bulk_upload import EntraBulkUploadOperator
 from airflow_provider_entra.operators.job_health import EntraJobHealthOperator
 from airflow_provider_entra.provisioning import pipeline
@@ -51,6 +59,8 @@ except ImportError:  # pragma: no cover - Airflow 3.0
     ApprovalOperator = None
 
 DAG_ID = "entra_hr_provisioning"
+CONN_ID = EntraHook.default_conn_name
+log = logging.getLogger(__name__)
 DATA = Path(__file__).parent / "data"
 AIRFLOW_HOME = os.environ.get("AIRFLOW_HOME", "~/airflow")
 #: The committed HR snapshot. Its URI is the snapshot file under the deployment's staging root (the Variable
@@ -153,6 +163,32 @@ if ApprovalOperator is not None:
             type="boolean",
             description="Approve this run's disables even when the deletion guard trips.",
         ),
+        "max_quarantine_count": Param(
+            pipeline.DEFAULT_MAX_QUARANTINE_COUNT,
+            type=["null", "integer"],
+            minimum=0,
+            description="Data-quality gate: stop when more HR rows were quarantined (null: off).",
+        ),
+        "max_quarantine_percent": Param(
+            pipeline.DEFAULT_MAX_QUARANTINE_PERCENT,
+            type=["null", "number"],
+            minimum=0,
+            maximum=100,
+            description="Data-quality gate: stop when more than this percentage of the HR rows were "
+            "quarantined (null: off). A run whose rows were all quarantined always fails.",
+        ),
+        "approve_quarantine": Param(
+            False,
+            type="boolean",
+            description="Go ahead even when the data-quality gate trips (quarantined people are held).",
+        ),
+        "inactive_scope_days": Param(
+            None,
+            type=["null", "integer"],
+            minimum=0,
+            description="Inactive workers the ledger does not know are sent disabled (their account may "
+            "exist). A number: leave out those whose TerminationDate is more than that many days ago.",
+        ),
         "approval_timeout_minutes": Param(
             60,
             type="number",
@@ -164,7 +200,8 @@ if ApprovalOperator is not None:
             None,
             type=["null", "integer"],
             minimum=0,
-            description="Fail the run (and alert) when more records than this failed in Entra (null: off).",
+            description="Fail the run (and alert) when more records than this failed in Entra, have no log "
+            "entry or are stuck (null: off).",
         ),
         "max_failure_percent": Param(
             5.0,
@@ -198,14 +235,18 @@ if ApprovalOperator is not None:
     },
 )
 def entra_hr_provisioning() -> None:
-    preflight = EntraJobHealthOperator(task_id="preflight")
+    preflight = EntraJobHealthOperator(task_id="preflight", entra_conn_id=CONN_ID)
 
     @task(multiple_outputs=True)
     def extract(params: dict[str, Any] | None = None, run_id: str | None = None) -> dict[str, Any]:
-        """Stage the HR rows as text in ``hr_raw.parquet``; return the run's paths."""
+        """Stage the HR rows as text in ``hr_raw.parquet``; return the run's paths and the job's ledger."""
         root = resolve_staging_root(params)
         run = to_path(str(pipeline.run_dir(root, DAG_ID, run_id)))
         snap = to_path(str(pipeline.snapshot_dir(root, DAG_ID)))
+        ledger = pipeline.ledger_path(root, EntraHook(CONN_ID).job_id)
+        adopted = pipeline.adopt_legacy_snapshot(ledger, snap / pipeline.SNAPSHOT_NAME)
+        if adopted:
+            log.info("Adopted the first release's snapshot (%d accounts) into the ledger %s", adopted, ledger)
         out = run / pipeline.RAW_NAME
         if params["hr_source"] == "sql":
             conn_id = params["sql_conn_id"]
@@ -215,13 +256,13 @@ def entra_hr_provisioning() -> None:
             summary = pipeline.extract_sql(hook, params["sql_query"], out, source=f"SQL connection {conn_id}")
         else:
             summary = pipeline.extract_csv(to_path(params["hr_path"]), out)
-        print(f"Read {summary['rows']} HR rows from {summary['source']}")
+        log.info("Read %d HR rows from %s", summary["rows"], summary["source"])
         for warning in summary.get("warnings") or ():
-            print(f"Warning: {warning}")
+            log.warning("%s", warning)
         return {
             **summary,
             "run_dir": str(run),
-            "snapshot_path": str(snap / pipeline.SNAPSHOT_NAME),
+            "ledger": ledger,
             "hr_current_path": str(snap / pipeline.HR_CURRENT_NAME),
         }
 
@@ -233,12 +274,19 @@ def entra_hr_provisioning() -> None:
             to_path(params["mapping_path"]),
             to_path(paths["run_dir"]),
             upn_domain=params["upn_domain"],
-            snapshot_path=to_path(paths["snapshot_path"]),
+            ledger=paths["ledger"],
         )
-        print(
-            f"{summary['input_rows']} rows: {summary['mapped']} ready, {summary['quarantined']} quarantined "
-            f"{summary['quarantined_by_stage']}, {summary['collapsed_duplicates']} duplicates collapsed, "
-            f"{summary['warnings']} warnings. Quarantine: {summary['quarantine_path']}"
+        log.info(
+            "%d rows: %d ready, %d quarantined %s, %d duplicates collapsed, %d warnings, ids restored %s. "
+            "Quarantine: %s",
+            summary["input_rows"],
+            summary["mapped"],
+            summary["quarantined"],
+            summary["quarantined_by_stage"],
+            summary["collapsed_duplicates"],
+            summary["warnings"],
+            summary["ids_restored"] or "none",
+            summary["quarantine_path"],
         )
         return summary
 
@@ -246,70 +294,112 @@ def entra_hr_provisioning() -> None:
     def plan(
         paths: dict[str, Any], transformed: dict[str, Any], params: dict[str, Any] | None = None
     ) -> dict[str, Any]:
-        """Compare with the committed snapshot: what to send."""
+        """Compare with the job's ledger: what to send, who is held, who is stuck."""
         summary = pipeline.plan(
             to_path(transformed["mapped_path"]),
-            to_path(paths["snapshot_path"]),
+            paths["ledger"],
             to_path(paths["run_dir"]),
             full_sync=params["full_sync"],
             missing_policy=params["missing_policy"],
+            held_path=to_path(transformed["held_path"]),
+            normalised_path=to_path(transformed["normalised_path"]),
+            inactive_scope_days=params["inactive_scope_days"],
         )
         changes = ", ".join(f"{n} {kind}" for kind, n in summary["changes"].items() if n)
-        print(f"Plan: {summary['to_send']} record(s) to send ({changes or 'no changes'})")
+        log.info("Plan: %d record(s) to send (%s)", summary["to_send"], changes or "no changes")
+        for stuck in summary["stuck"]:
+            log.warning(
+                "Stuck, not sent again: %s skipped by Entra in %d runs: %s",
+                stuck["externalId"],
+                stuck["runs"],
+                stuck["reason"],
+            )
         return summary
 
     @task.branch
     def guard(
-        paths: dict[str, Any], planned: dict[str, Any], params: dict[str, Any] | None = None, ti: Any = None
+        paths: dict[str, Any],
+        transformed: dict[str, Any],
+        planned: dict[str, Any],
+        params: dict[str, Any] | None = None,
+        ti: Any = None,
+        run_id: str | None = None,
     ) -> str:
-        """The deletion guard: go on, ask for approval, or stop before anything is sent."""
+        """The deletion guard and the data-quality gate: go on, ask for approval, or stop before sending."""
         decision = pipeline.guard(
             planned,
             max_disable_count=params["max_disable_count"],
             max_disable_percent=params["max_disable_percent"],
             approved=params["approve_disables"],
+            transform_summary=transformed,
+            max_quarantine_count=params["max_quarantine_count"],
+            max_quarantine_percent=params["max_quarantine_percent"],
+            quarantine_approved=params["approve_quarantine"],
         )
         ti.xcom_push(key="decision", value=decision)
-        print(decision["message"])
-        if not decision["tripped"]:
+        log.info("%s", decision["message"])
+        if decision["proceed"]:
             return "guard_passed"
-        if decision["approved"]:
-            print("approve_disables is set: going ahead with the disables.")
-            return "guard_passed"
-        ui = ApprovalOperator is not None and float(params["approval_timeout_minutes"]) > 0
+        quality = decision["quality"] or {}
+        ui = (
+            ApprovalOperator is not None
+            and float(params["approval_timeout_minutes"]) > 0
+            and not quality.get("nothing_valid")
+        )
+        params_to_set = " and ".join(
+            f"{name}: true"
+            for name, tripped in (
+                ("approve_disables", decision["guard_tripped"]),
+                ("approve_quarantine", quality.get("tripped")),
+            )
+            if tripped
+        )
         how = (
             "To go ahead, approve the 'approve_disables' task of this run in the UI (Required actions), "
             f"within {params['approval_timeout_minutes']} minute(s), or trigger"
             if ui
             else "To go ahead, trigger"
         )
-        message = f"{decision['message']} {how} the DAG again with the Param approve_disables: true."
+        message = decision["message"]
+        if not quality.get("nothing_valid"):
+            message += f" {how} the DAG again with the Param(s) {params_to_set}."
+        status = "rejected" if quality.get("nothing_valid") else "guard_tripped"
+        report = pipeline.write_run_report(
+            to_path(paths["run_dir"]),
+            run_id=str(run_id),
+            sent_path=None,
+            outcomes_path=None,
+            transformed=transformed,
+            planned=planned,
+            summary={"status": status, "guard": decision["message"]},
+        )
         pipeline.write_run_summary(
             to_path(paths["run_dir"]),
             {
                 "dag_id": DAG_ID,
-                "status": "guard_tripped",
+                "run_id": run_id,
+                "status": status,
                 "records_sent": 0,
                 "guard": decision,
                 "plan": planned,
+                "transform": pipeline.public_summary(transformed),
+                "files": {"quarantine": transformed["quarantine_path"], **report},
             },
         )
         if ui:
-            print(message)
+            log.warning("%s", message)
             return "approve_disables"
-        raise AirflowFailException(message)
+        raise AirflowFailException(f"{message} Report: {report['report_html']}")
 
     passed = EmptyOperator(task_id="guard_passed")
 
     @task(multiple_outputs=True, trigger_rule="none_failed_min_one_success")
     def stages(paths: dict[str, Any], planned: dict[str, Any]) -> dict[str, Any]:
         """Managers first: the order the upload will follow."""
-        summary = pipeline.stages(
-            to_path(planned["delta_path"]), to_path(paths["snapshot_path"]), to_path(paths["run_dir"])
-        )
-        print(f"{summary['records']} record(s) in managers-first stages {summary['stage_sizes']}")
+        summary = pipeline.stages(to_path(planned["delta_path"]), paths["ledger"], to_path(paths["run_dir"]))
+        log.info("%d record(s) in managers-first stages %s", summary["records"], summary["stage_sizes"])
         for cycle in summary["cycles"]:
-            print(f"Not sent: {cycle['externalId']}: {cycle['reason']}")
+            log.warning("Not sent: %s: %s", cycle["externalId"], cycle["reason"])
         return summary
 
     @task(outlets=[HR_SNAPSHOT_ASSET])
@@ -319,22 +409,28 @@ def entra_hr_provisioning() -> None:
         planned: dict[str, Any],
         verified: dict[str, Any],
         outlet_events: Any = None,
+        run_id: str | None = None,
     ) -> dict[str, Any]:
-        """Fold the verified records into the snapshot; publish the HR snapshot Asset."""
+        """Fold the records the logs prove into the job's ledger; publish the HR snapshot Asset."""
         summary = pipeline.commit(
-            to_path(paths["snapshot_path"]),
+            paths["ledger"],
             to_path(planned["delta_path"]),
             to_path(verified["outcomes_path"]),
-            to_path(paths["snapshot_path"]),
+            run_id=str(run_id),
             normalised_path=to_path(transformed["normalised_path"]),
             hr_current_path=to_path(paths["hr_current_path"]),
         )
-        print(
-            f"Committed {summary['verified']} verified record(s); {summary['not_verified']} to send again "
-            f"next run. Snapshot: {summary['snapshot_rows']} accounts, {summary['active']} active."
+        log.info(
+            "Ledger: %d record(s) proven (%d by a skip saying Entra already holds them), %d to send again "
+            "next run; %d accounts, %d active.",
+            summary["verified"],
+            summary["proven_by_skip"],
+            summary["not_verified"],
+            summary["ledger_rows"],
+            summary["active"],
         )
         outlet_events[HR_SNAPSHOT_ASSET].extra = {
-            "snapshot_path": summary["snapshot_path"],
+            "ledger": summary["ledger"],
             "hr_current_path": summary["hr_current_path"],
         }
         return summary
@@ -350,68 +446,78 @@ def entra_hr_provisioning() -> None:
         ti: Any = None,
         run_id: str | None = None,
     ) -> dict[str, Any]:
-        """Write run-summary.json; fail the run when too many records failed in Entra."""
+        """Write report.html and run-summary.json; fail the run when too many records failed or are stuck."""
         verified = ti.xcom_pull(task_ids="verify") or {}
         committed = ti.xcom_pull(task_ids="commit") or {}
         decision = ti.xcom_pull(task_ids="guard", key="decision") or {}
+        dry_run = bool(uploaded.get("dry_run"))
         summary = {
             "dag_id": DAG_ID,
             "run_id": run_id,
-            "status": "dry_run" if uploaded.get("dry_run") else "done",
+            "status": "dry_run" if dry_run else "done",
             "finished_at": pipeline.now_utc(),
             "source": {"path": paths["source"], "rows": paths["rows"]},
-            "transform": {k: v for k, v in transformed.items() if not k.endswith("_path")},
+            "transform": pipeline.public_summary(transformed),
             "changes": planned["changes"],
-            "records_sent": 0 if uploaded.get("dry_run") else uploaded.get("records", 0),
+            "held": planned["held"],
+            "stuck": planned["stuck"],
+            "records_sent": 0 if dry_run else uploaded.get("records", 0),
             "requests": uploaded.get("requests", 0),
             "stage_sizes": staged["stage_sizes"],
             "guard": decision,
             "outcomes": verified.get("outcomes", {}),
             "verification": verified.get("status"),
             "committed": committed.get("verified", 0),
-            "snapshot_active": committed.get("active"),
-            "files": {
-                "run_dir": paths["run_dir"],
-                "quarantine": transformed["quarantine_path"],
-                "report_html": verified.get("report_html"),
-                "report_csv": verified.get("report_csv"),
-                "dry_run_requests": uploaded.get("dry_run_requests_path"),
-                "snapshot": committed.get("snapshot_path"),
-            },
+            "ledger_active": committed.get("active"),
+        }
+        files = pipeline.write_run_report(
+            to_path(paths["run_dir"]),
+            run_id=str(run_id),
+            sent_path=to_path(planned["delta_path"]),
+            outcomes_path=to_path(verified["outcomes_path"]) if verified.get("outcomes_path") else None,
+            transformed=transformed,
+            planned=planned,
+            summary={k: summary[k] for k in ("status", "records_sent", "requests", "committed")},
+        )
+        summary["files"] = {
+            "run_dir": paths["run_dir"],
+            "quarantine": transformed["quarantine_path"],
+            **files,
+            "dry_run_requests": uploaded.get("dry_run_requests_path"),
+            "ledger": committed.get("ledger"),
         }
         summary["files"]["run_summary"] = pipeline.write_run_summary(to_path(paths["run_dir"]), summary)
         outcomes = ", ".join(f"{n} {status}" for status, n in summary["outcomes"].items() if n)
-        print(
-            f"Sent {summary['records_sent']} record(s) in {summary['requests']} request(s); outcomes: "
-            f"{outcomes or 'none'}; {summary['transform']['quarantined']} row(s) quarantined. "
-            f"Report: {summary['files']['report_html']}; summary: {summary['files']['run_summary']}"
+        log.info(
+            "Sent %s record(s) in %s request(s); outcomes: %s; %d row(s) quarantined, %d held, %d stuck. "
+            "Report: %s; summary: %s",
+            summary["records_sent"],
+            summary["requests"],
+            outcomes or "none",
+            transformed["quarantined"],
+            planned["held"],
+            len(planned["stuck"]),
+            files["report_html"],
+            summary["files"]["run_summary"],
         )
-        records = int(verified.get("records") or 0)
-        failed = int(verified.get("failures") or 0) + int(verified.get("missing") or 0)
-        limits = []
-        if params["max_failures"] is not None and failed > params["max_failures"]:
-            limits.append(f"max_failures={params['max_failures']}")
-        if (
-            params["max_failure_percent"] is not None
-            and records
-            and 100.0 * failed / records > float(params["max_failure_percent"])
-        ):
-            limits.append(f"max_failure_percent={params['max_failure_percent']}")
-        if limits:
-            raise AirflowFailException(
-                f"{failed} of {records} record(s) failed or have no log entry, over {' and '.join(limits)}. "
-                f"They are not in the snapshot and will be sent again next run. Report: "
-                f"{summary['files']['report_html']}"
-            )
+        problem = pipeline.verdict(
+            verified,
+            stuck=planned["changes"].get("stuck", 0) if not planned["full_sync"] else 0,
+            max_failures=params["max_failures"],
+            max_failure_percent=params["max_failure_percent"],
+        )
+        if problem:
+            raise AirflowFailException(f"{problem} Report: {files['report_html']}")
         return summary
 
     extracted = extract()
     transformed = transform(extracted)
     planned = plan(extracted, transformed)
-    decided = guard(extracted, planned)
+    decided = guard(extracted, transformed, planned)
     staged = stages(extracted, planned)
     upload = EntraBulkUploadOperator(
         task_id="upload",
+        entra_conn_id=CONN_ID,
         input_path=planned["delta_path"],
         mapping="{{ params.mapping_path }}",
         input_kind="mapped",
@@ -423,9 +529,10 @@ def entra_hr_provisioning() -> None:
     )
     verify = EntraProvisioningLogSensor(
         task_id="verify",
+        entra_conn_id=CONN_ID,
         upload_summary=upload.output,
         report_dir=extracted["run_dir"],
-        max_failures=None,  # judged by the report task, after the verified records are committed
+        max_failures=None,  # judged by the report task, after the proven records are committed
         deferrable=True,
         poke_interval_param="verify_poke_interval",
         settle_seconds_param="verify_settle_seconds",
@@ -438,7 +545,7 @@ def entra_hr_provisioning() -> None:
     if ApprovalOperator is not None:
         approval = DisableApprovalOperator(
             task_id="approve_disables",
-            subject="Entra HR provisioning: approve the disables the deletion guard stopped?",
+            subject="Entra HR provisioning: approve what the deletion guard or data-quality gate stopped?",
             body="{{ ti.xcom_pull(task_ids='guard', key='decision')['message'] }}\n\n"
             "Approve to send them; Reject (or no answer in time) stops this run with nothing sent.",
             defaults="Reject",

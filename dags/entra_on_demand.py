@@ -13,12 +13,15 @@ record into the ``outcomes`` task's log::
 An id that is not in the export (or is quarantined there) fails the run with the list of such ids; the
 known ones are still sent. ``dry_run`` builds and stages the requests without sending them.
 
-This DAG does not change ``entra_hr_provisioning``'s snapshot: the next scheduled run compares with what
-it committed and may send these records again (a POST of the same record changes nothing in Entra).
+What the logs prove enters the job's ledger, the one ``entra_hr_provisioning`` plans against, so the next
+scheduled run knows these people (it will not send them again, and disables them when they leave). Runs
+that overlap a scheduled run, or each other, are safe: each commits only its own proven records, and each
+record is verified only by log entries written after its own upload was accepted.
 """
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -26,6 +29,7 @@ from typing import Any
 from airflow.sdk import Param, dag, task
 from airflow.sdk.exceptions import AirflowFailException
 
+from airflow_provider_entra.hooks.entra import EntraHook
 from airflow_provider_entra.operators.bulk_upload import EntraBulkUploadOperator
 from airflow_provider_entra.operators.job_health import EntraJobHealthOperator
 from airflow_provider_entra.provisioning import pipeline
@@ -34,6 +38,8 @@ from airflow_provider_entra.staging import resolve_staging_root, to_path
 
 DAG_ID = "entra_on_demand"
 HR_DAG_ID = "entra_hr_provisioning"
+CONN_ID = EntraHook.default_conn_name
+log = logging.getLogger(__name__)
 DATA = Path(__file__).parent / "data"
 
 
@@ -80,30 +86,52 @@ DATA = Path(__file__).parent / "data"
     },
 )
 def entra_on_demand() -> None:
-    preflight = EntraJobHealthOperator(task_id="preflight")
+    preflight = EntraJobHealthOperator(task_id="preflight", entra_conn_id=CONN_ID)
 
     @task(multiple_outputs=True)
     def select(params: dict[str, Any] | None = None, run_id: str | None = None) -> dict[str, Any]:
         """Read and map the HR export; pick the employees asked for and their never-sent managers."""
         root = resolve_staging_root(params)
         run = to_path(str(pipeline.run_dir(root, DAG_ID, run_id)))
-        snapshot = to_path(str(pipeline.join(pipeline.snapshot_dir(root, HR_DAG_ID), pipeline.SNAPSHOT_NAME)))
+        ledger = pipeline.ledger_path(root, EntraHook(CONN_ID).job_id)
+        legacy = pipeline.join(pipeline.snapshot_dir(root, HR_DAG_ID), pipeline.SNAPSHOT_NAME)
+        pipeline.adopt_legacy_snapshot(ledger, to_path(str(legacy)))
         extracted = pipeline.extract_csv(to_path(params["hr_path"]), run / pipeline.RAW_NAME)
         transformed = pipeline.transform(
             run / pipeline.RAW_NAME,
             to_path(params["mapping_path"]),
             run,
             upn_domain=params["upn_domain"],
-            snapshot_path=snapshot,
+            ledger=ledger,
         )
-        chosen = pipeline.select_on_demand(transformed["mapped_path"], snapshot, run, params["employee_ids"])
-        staged = pipeline.stages(to_path(chosen["selected_path"]), snapshot, run)
-        print(
-            f"Asked for {len(chosen['requested'])} employee(s) in {extracted['rows']} HR rows: "
-            f"{len(chosen['found'])} found, managers added {chosen['managers_added'] or 'none'}, "
-            f"unknown {chosen['unknown'] or 'none'}; stages {staged['stage_sizes']}"
+        chosen = pipeline.select_on_demand(transformed["mapped_path"], ledger, run, params["employee_ids"])
+        staged = pipeline.stages(to_path(chosen["selected_path"]), ledger, run)
+        log.info(
+            "Asked for %d employee(s) in %d HR rows: %d found, managers added %s, unknown %s; stages %s",
+            len(chosen["requested"]),
+            extracted["rows"],
+            len(chosen["found"]),
+            chosen["managers_added"] or "none",
+            chosen["unknown"] or "none",
+            staged["stage_sizes"],
         )
-        return {**chosen, "run_dir": str(run), "known_ids_path": staged["known_ids_path"]}
+        return {**chosen, "run_dir": str(run), "ledger": ledger, "known_ids_path": staged["known_ids_path"]}
+
+    @task
+    def commit(
+        selected: dict[str, Any], verified: dict[str, Any], run_id: str | None = None
+    ) -> dict[str, Any]:
+        """Fold what the logs prove into the job's ledger (shared with entra_hr_provisioning)."""
+        summary = pipeline.commit(
+            selected["ledger"],
+            to_path(selected["selected_path"]),
+            to_path(verified["outcomes_path"]),
+            run_id=str(run_id),
+        )
+        log.info(
+            "Ledger: %d record(s) proven; %d to send again", summary["verified"], summary["not_verified"]
+        )
+        return summary
 
     @task(trigger_rule="none_failed")
     def outcomes(selected: dict[str, Any], uploaded: dict[str, Any], ti: Any = None) -> dict[str, Any]:
@@ -112,8 +140,10 @@ def entra_on_demand() -> None:
         managers = set(selected["managers_added"])
         problems = []
         if uploaded.get("dry_run"):
-            print(
-                f"Dry run: {uploaded['records']} record(s) staged in {uploaded.get('dry_run_requests_path')}"
+            log.info(
+                "Dry run: %s record(s) staged in %s",
+                uploaded["records"],
+                uploaded.get("dry_run_requests_path"),
             )
         elif verified.get("outcomes_path"):
             frame = pipeline.read_frame(to_path(verified["outcomes_path"]))
@@ -123,7 +153,9 @@ def entra_on_demand() -> None:
                     f" error={row.error_code}: {row.reason}" if row.status in ("failure", "skipped") else ""
                 )
                 action = row.action or "no log entry"
-                print(f"EMP {row.external_id}: {row.status} ({action}) upn={row.upn}{error}{note}")
+                log.info(
+                    "EMP %s: %s (%s) upn=%s%s%s", row.external_id, row.status, action, row.upn, error, note
+                )
             failed = frame.loc[frame["status"].isin(["failure", "missing"]), "external_id"].tolist()
             if failed:
                 problems.append(f"record(s) {', '.join(failed)} failed or have no log entry")
@@ -139,6 +171,7 @@ def entra_on_demand() -> None:
     selected = select()
     upload = EntraBulkUploadOperator(
         task_id="upload",
+        entra_conn_id=CONN_ID,
         input_path=selected["selected_path"],
         mapping="{{ params.mapping_path }}",
         input_kind="mapped",
@@ -148,6 +181,7 @@ def entra_on_demand() -> None:
     )
     verify = EntraProvisioningLogSensor(
         task_id="verify",
+        entra_conn_id=CONN_ID,
         upload_summary=upload.output,
         report_dir=selected["run_dir"],
         max_failures=None,  # the outcomes task names each failure
@@ -157,7 +191,7 @@ def entra_on_demand() -> None:
         timeout_minutes_param="verify_timeout_minutes",
     )
     preflight >> selected
-    upload >> verify >> outcomes(selected, upload.output)
+    upload >> verify >> commit(selected, verify.output) >> outcomes(selected, upload.output)
 
 
 entra_on_demand()

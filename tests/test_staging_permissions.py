@@ -147,11 +147,6 @@ def test_a_whole_run_stages_owner_only_files(tmp_path: Path, permissive_umask: N
     assert not offenders, "staged files or folders readable by group or others:\n" + "\n".join(offenders)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="provisioning/report.py write_report creates a missing out_dir with local.mkdir(parents=True, "
-    "exist_ok=True) (0755 under umask 022); it should call _atomic.private_mkdir(local)",
-)
 def test_a_report_into_a_new_folder_is_owner_only(tmp_path: Path, permissive_umask: None) -> None:
     """The review DAG writes its report first, into a run folder that does not exist yet."""
     root = tmp_path / "entra-staging"

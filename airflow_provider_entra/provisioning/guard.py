@@ -18,8 +18,12 @@ from typing import Any
 __all__ = [
     "DEFAULT_MAX_DISABLE_COUNT",
     "DEFAULT_MAX_DISABLE_PERCENT",
+    "DEFAULT_MAX_QUARANTINE_COUNT",
+    "DEFAULT_MAX_QUARANTINE_PERCENT",
     "GuardDecision",
+    "QualityDecision",
     "check_deletion_guard",
+    "check_quarantine_gate",
 ]
 
 DEFAULT_MAX_DISABLE_COUNT = 50
@@ -96,5 +100,91 @@ def check_deletion_guard(
         active=active,
         percent=percent,
         limits=tuple(limits),
+        message=message,
+    )
+
+
+#: Default data-quality gate: stop when more rows than this were quarantined ...
+DEFAULT_MAX_QUARANTINE_COUNT = 500
+#: ... or more than this percentage of the export's rows. Microsoft's own Sample1 export (332 rows, 44
+#: WorkerIDs repeated with conflicting values) quarantines 28% and passes; a mass formatting problem does not.
+DEFAULT_MAX_QUARANTINE_PERCENT = 30.0
+
+
+@dataclass(frozen=True)
+class QualityDecision:
+    """The data-quality gate's verdict.
+
+    :param tripped: a limit is exceeded: the run stops before sending unless a person approves.
+    :param quarantined: rows quarantined this run.
+    :param rows: rows in the export.
+    :param percent: ``quarantined`` as a percentage of ``rows`` (``None`` for an empty export).
+    :param limits: the limits exceeded.
+    :param nothing_valid: every row was rejected: nothing can be sent, so the run fails whatever is approved.
+    :param message: a sentence for the task log / approval screen.
+    """
+
+    tripped: bool
+    quarantined: int
+    rows: int
+    percent: float | None
+    limits: tuple[str, ...]
+    nothing_valid: bool
+    message: str
+
+
+def check_quarantine_gate(
+    quarantined: int,
+    rows: int,
+    valid: int,
+    *,
+    max_quarantine_count: int | None = DEFAULT_MAX_QUARANTINE_COUNT,
+    max_quarantine_percent: float | None = DEFAULT_MAX_QUARANTINE_PERCENT,
+) -> QualityDecision:
+    """Decide whether too many HR rows were quarantined for the run to go on unattended.
+
+    A quarantined person is held at the last proven state, so nothing is lost by going on; but a file in
+    which many rows fail (a changed date format, a re-save that mangled a column) is a problem a person should
+    see before the rest is sent. A run in which *every* row was rejected never proceeds.
+
+    :param quarantined: rows quarantined.
+    :param rows: rows in the export.
+    :param valid: rows that can be sent.
+    :param max_quarantine_count: most quarantined rows allowed (``None``: no count limit).
+    :param max_quarantine_percent: most quarantined rows allowed, as a percentage of ``rows``.
+    :return: :class:`QualityDecision`.
+    """
+    if max_quarantine_count is not None and max_quarantine_count < 0:
+        raise ValueError(f"max_quarantine_count must be 0 or more, got {max_quarantine_count}")
+    if max_quarantine_percent is not None and not 0 <= max_quarantine_percent <= 100:
+        raise ValueError(f"max_quarantine_percent must be between 0 and 100, got {max_quarantine_percent}")
+    percent = round(100.0 * quarantined / rows, 2) if rows else None
+    limits: list[str] = []
+    if max_quarantine_count is not None and quarantined > max_quarantine_count:
+        limits.append(f"max_quarantine_count={max_quarantine_count}")
+    if max_quarantine_percent is not None and percent is not None and percent > max_quarantine_percent:
+        limits.append(f"max_quarantine_percent={max_quarantine_percent:g}")
+    nothing_valid = rows > 0 and valid == 0
+    share = f" ({percent:g}%)" if percent is not None else ""
+    if nothing_valid:
+        message = (
+            f"Every one of the {rows} HR row(s) was quarantined: nothing can be sent. See quarantine.csv for "
+            "the reasons, fix the export (or the mapping) and run again."
+        )
+    elif limits:
+        message = (
+            f"Data-quality gate tripped: {quarantined} of {rows} HR row(s) quarantined{share}, above "
+            f"{' and '.join(limits)}. Nothing has been sent. See quarantine.csv; if the rest should go ahead "
+            "anyway (the quarantined people stay as Entra holds them), approve this run."
+        )
+    else:
+        message = f"Data-quality gate passed: {quarantined} of {rows} HR row(s) quarantined{share}."
+    return QualityDecision(
+        tripped=bool(limits) or nothing_valid,
+        quarantined=int(quarantined),
+        rows=int(rows),
+        percent=percent,
+        limits=tuple(limits),
+        nothing_valid=nothing_valid,
         message=message,
     )

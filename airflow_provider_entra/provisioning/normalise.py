@@ -113,6 +113,8 @@ class HrSchema:
     :param status: employment status; spellings in ``active_values``/``inactive_values``, case-insensitive.
     :param upn: output column for the derived userPrincipalName.
     :param mail_nickname: output column for the derived mailNickname (the UPN prefix).
+    :param termination_date: the last day of employment, when the export has it (a date column; the plan's
+        ``inactive_scope_days`` reads it).
     :param extra_date_columns: more columns to parse like ``hire_date``.
     :param extra_boolean_columns: more columns to parse like ``on_leave``.
     :param date_format: a ``strptime`` format for the date columns; ``None`` accepts ISO 8601.
@@ -127,6 +129,7 @@ class HrSchema:
     full_name: str = "FullName"
     manager_id: str = "ManagerID"
     hire_date: str = "HireDate"
+    termination_date: str = "TerminationDate"
     on_leave: str = "OnLeave"
     department: str = "Department"
     job_title: str = "JobTitle"
@@ -143,7 +146,7 @@ class HrSchema:
     @property
     def date_columns(self) -> tuple[str, ...]:
         """Columns parsed as dates and written as ISO 8601 with offset."""
-        return (self.hire_date, *self.extra_date_columns)
+        return (self.hire_date, self.termination_date, *self.extra_date_columns)
 
     @property
     def boolean_columns(self) -> tuple[str, ...]:

@@ -5,18 +5,20 @@ Each step reads the files the previous step staged, writes its own, and returns 
 without Airflow::
 
     extract_csv(hr.csv)  -> hr_raw.parquet
-    transform            -> normalised.parquet, mapped.parquet, quarantine.csv, warnings.csv
+    transform            -> normalised.parquet, mapped.parquet, quarantine.csv, warnings.csv, held.parquet
     plan                 -> delta.parquet (the mapped records to send, with their ``change`` kind)
-    guard                -> a decision (no file): stop before sending when too many would be disabled
+    guard                -> a decision (no file): stop before sending when too many would be disabled or too
+                            many rows were quarantined
     stages               -> known-ids.parquet (ids this job already holds, for managers-first ordering)
     (upload, verify: EntraBulkUploadOperator and EntraProvisioningLogSensor, in the DAG)
-    commit               -> snapshot/hr_snapshot.parquet (verified records only) + snapshot/hr_current.parquet
+    commit               -> the job's ledger (records the logs prove) + snapshot/hr_current.parquet
     write_run_summary    -> run-summary.json
 
 Staging layout (``staging_root`` is a local path or any fsspec/ObjectStoragePath URL)::
 
+    <staging_root>/ledger/<job key>/...                 the job's ledger: what Entra is proven to hold,
+                                                        shared by every DAG that writes to the job
     <staging_root>/<dag_id>/<run id, sanitised>/...     one folder per run (the files above)
-    <staging_root>/<dag_id>/snapshot/hr_snapshot.parquet the committed snapshot (what Entra is known to hold)
     <staging_root>/<dag_id>/snapshot/hr_current.parquet  the normalised HR feed of the last committed run
 
 Paths may be plain local paths, URLs (``file://``, ``s3://``...) or objects with ``fs`` and ``path``
@@ -45,7 +47,13 @@ from airflow_provider_entra._fsio import fs_and_path as _fs_and_path
 from airflow_provider_entra._fsio import is_local as _is_local
 from airflow_provider_entra._fsio import read_bytes as _read_bytes
 from airflow_provider_entra._fsio import write_bytes as _write_bytes
-from airflow_provider_entra.provisioning._hr import QUARANTINE_COLUMNS, concat_quarantine, quarantine_frame
+from airflow_provider_entra.provisioning import ledger as _ledger
+from airflow_provider_entra.provisioning._hr import (
+    QUARANTINE_COLUMNS,
+    concat_quarantine,
+    isin_text,
+    quarantine_frame,
+)
 from airflow_provider_entra.provisioning.admin import (
     DEFAULT_PRIVILEGE_RULE,
     PrivilegeRule,
@@ -54,19 +62,23 @@ from airflow_provider_entra.provisioning.admin import (
 from airflow_provider_entra.provisioning.guard import (
     DEFAULT_MAX_DISABLE_COUNT,
     DEFAULT_MAX_DISABLE_PERCENT,
+    DEFAULT_MAX_QUARANTINE_COUNT,
+    DEFAULT_MAX_QUARANTINE_PERCENT,
     check_deletion_guard,
+    check_quarantine_gate,
 )
 from airflow_provider_entra.provisioning.hr_source import HrSourceError, read_hr_csv_bytes
+from airflow_provider_entra.provisioning.ids import IdRepair, repair_ids
 from airflow_provider_entra.provisioning.normalise import HrSchema, normalise_hr
 from airflow_provider_entra.provisioning.plan import plan_delta
-from airflow_provider_entra.provisioning.reconcile import STATUSES, failure_reasons, outcome_summary
-from airflow_provider_entra.provisioning.report import neutralise_formulas
-from airflow_provider_entra.provisioning.snapshot import (
-    active_count,
-    commit_verified,
-    read_snapshot,
-    write_snapshot,
+from airflow_provider_entra.provisioning.reconcile import (
+    OUTCOME_COLUMNS,
+    STATUSES,
+    failure_reasons,
+    outcome_summary,
 )
+from airflow_provider_entra.provisioning.report import CSV_NAME, HTML_NAME, neutralise_formulas, render_report
+from airflow_provider_entra.provisioning.snapshot import active_count
 from airflow_provider_entra.provisioning.stages import SCIM_MANAGER_COLUMN, plan_stages
 from airflow_provider_entra.provisioning.validate import validate_hr
 from airflow_provider_entra.scim import AttributeMapping, map_records
@@ -100,7 +112,15 @@ __all__ = [
     "staging_root",
     "summarise_logs",
     "transform",
+    "write_run_report",
     "write_run_summary",
+    "adopt_legacy_snapshot",
+    "ledger_path",
+    "public_summary",
+    "top_reasons",
+    "verdict",
+    "DEFAULT_MAX_QUARANTINE_COUNT",
+    "DEFAULT_MAX_QUARANTINE_PERCENT",
 ]
 
 RAW_NAME = "hr_raw.parquet"
@@ -116,6 +136,7 @@ RUN_SUMMARY_NAME = "run-summary.json"
 SNAPSHOT_DIR_NAME = "snapshot"
 SNAPSHOT_NAME = "hr_snapshot.parquet"
 HR_CURRENT_NAME = "hr_current.parquet"
+HELD_NAME = "held.parquet"
 #: The folder under ``$AIRFLOW_HOME`` used when neither a Param nor the Variable names a staging root.
 DEFAULT_STAGING_FOLDER = "entra-staging"
 #: Rows of a quarantine file: the input row (0-based data row of the export), its WorkerID, the step that
@@ -123,6 +144,8 @@ DEFAULT_STAGING_FOLDER = "entra-staging"
 QUARANTINE_FILE_COLUMNS = QUARANTINE_COLUMNS
 #: Column of the derived admin rows naming the person an admin account belongs to.
 LINK_COLUMN = "LinkedWorkerID"
+#: Ids listed in a step's summary (XCom); the staged files hold all of them.
+MAX_LISTED_IDS = 50
 _UNSAFE_RUN_ID = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -177,8 +200,28 @@ def run_dir(root: Any, dag_id: str, run_id: str) -> Any:
 
 
 def snapshot_dir(root: Any, dag_id: str) -> Any:
-    """``<root>/<dag_id>/snapshot``: where the committed snapshot of a DAG lives."""
+    """``<root>/<dag_id>/snapshot``: where a DAG keeps its last committed HR feed (and where the first
+    release kept its snapshot)."""
     return join(root, dag_id, SNAPSHOT_DIR_NAME)
+
+
+def ledger_path(root: Any, job_id: str) -> str:
+    """``<root>/ledger/<job key>``: the ledger of one provisioning job, shared by every DAG uploading to
+    it."""
+    return _ledger.ledger_dir(root, job_id)
+
+
+def adopt_legacy_snapshot(ledger: Any, legacy_snapshot: Any) -> int:
+    """Copy the first release's per-DAG snapshot into the job's still-empty ledger (see the ledger module).
+
+    :return: the number of accounts adopted (0 once the ledger holds state).
+    """
+    return _ledger.adopt_legacy_snapshot(ledger, legacy_snapshot)
+
+
+def _state(ledger: Any) -> pd.DataFrame:
+    """The ledger's state (what Entra is proven to hold); a missing ledger is empty."""
+    return _ledger.read_ledger(ledger).state
 
 
 # --- staged file I/O --------------------------------------------------------------------------------------
@@ -322,58 +365,112 @@ def _stage_counts(quarantine: pd.DataFrame) -> dict[str, int]:
     return {str(k): int(v) for k, v in quarantine["stage"].value_counts(sort=False).items()}
 
 
+_VALUE_IN_REASON = re.compile(r"'[^']*'")
+_NUMBER_IN_REASON = re.compile(r"\d+")
+
+
+def top_reasons(quarantine: pd.DataFrame, top: int = 5) -> list[list[Any]]:
+    """The most frequent quarantine reasons, values left out (``WorkerID: '…' also appears in row(s) N``).
+
+    :param quarantine: the quarantine frame (``reason`` column).
+    :param top: how many to return.
+    :return: ``[[reason, count], ...]``, most frequent first.
+    """
+    if quarantine.empty:
+        return []
+    first = quarantine["reason"].astype(str).str.split("; ").str[0]
+    shape = first.str.replace(_VALUE_IN_REASON, "'…'", regex=True).str.replace(
+        _NUMBER_IN_REASON, "N", regex=True
+    )
+    counts = shape.value_counts()
+    ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:top]
+    return [[str(reason), int(n)] for reason, n in ranked]
+
+
+def _repair_ids(raw: pd.DataFrame, schema: HrSchema, known_ids: pd.Series, id_shape: str | None) -> IdRepair:
+    """Id hygiene before validation: Excel-mangled WorkerIDs and ManagerIDs restored or quarantined."""
+    if schema.worker_id not in raw.columns:  # validate_hr names every missing required column
+        return IdRepair(frame=raw, rejected=quarantine_frame(), held_ids=pd.Index([], dtype=object))
+    try:
+        return repair_ids(
+            raw,
+            id_column=schema.worker_id,
+            manager_column=schema.manager_id if schema.manager_id in raw.columns else None,
+            known_ids=known_ids,
+            declared=id_shape or None,
+        )
+    except ValueError as exc:
+        if id_shape and str(exc).startswith("id shape"):
+            raise ValueError(f"id_shape {id_shape!r}: {exc}") from None
+        raise
+
+
 def transform(
     hr_path: Any,
     mapping_path: Any,
     out_dir: Any,
     *,
     upn_domain: str,
-    snapshot_path: Any,
+    ledger: Any,
     schema: HrSchema = HrSchema(),
     timezone_offset: str = "+00:00",
+    id_shape: str | None = None,
 ) -> dict[str, Any]:
     """Validate, normalise and map the staged HR rows; quarantine the rows that cannot be sent.
 
     Writes into ``out_dir``: ``normalised.parquet`` (the normalised HR rows, with derived
     ``UserPrincipalName``), ``mapped.parquet`` (one SCIM record per employee with ``record_hash``),
     ``quarantine.csv`` (every rejected row: ``row``, ``externalId``, ``stage``, ``reason``; spreadsheet
-    formulas neutralised) and ``warnings.csv`` (rows that proceed but deserve a look, e.g. a manager outside
-    the export).
+    formulas neutralised), ``warnings.csv`` (rows that proceed but deserve a look, e.g. a manager outside
+    the export) and ``held.parquet`` (the externalIds of the quarantined rows, and the people a mangled id
+    could stand for: the plan holds them at their last proven state instead of calling them missing).
 
     :param hr_path: the staged HR rows (:func:`extract_csv`).
     :param mapping_path: the attribute mapping (YAML/JSON).
     :param out_dir: the run folder.
     :param upn_domain: the domain of derived user principal names.
-    :param snapshot_path: the committed snapshot: known ids (manager check) and UPNs to keep stable.
+    :param ledger: the job's ledger folder: known ids (manager check, id shape) and UPNs to keep stable.
     :param schema: HR column names and spellings.
     :param timezone_offset: fixed UTC offset for dates that carry none.
-    :return: ``{"input_rows", "valid", "mapped", "quarantined", "quarantined_by_stage",
-        "collapsed_duplicates", "warnings", "normalised_path", "mapped_path", "quarantine_path",
-        "warnings_path"}``.
+    :param id_shape: the declared shape of the ids (``digits``, ``digits:6``, ``text``), else learnt from the
+        ledger (see :mod:`~airflow_provider_entra.provisioning.ids`).
+    :return: ``{"input_rows", "valid", "mapped", "quarantined", "quarantined_by_stage", "top_reasons",
+        "ids_restored", "collapsed_duplicates", "warnings", "normalised_path", "mapped_path",
+        "quarantine_path", "warnings_path", "held_path"}``.
     :raises HrSchemaError: when the export as a whole is unusable (a required column is missing).
     :raises MappingError: when the mapping reads a column the export does not have.
     """
     raw = read_frame(hr_path)
-    snapshot = read_snapshot(snapshot_path)
+    state = _state(ledger)
     mapping = _load_mapping(mapping_path)
-    checked = validate_hr(raw, schema=schema, known_ids=snapshot["externalId"])
+    repaired = _repair_ids(raw, schema, state["externalId"], id_shape)
+    checked = validate_hr(repaired.frame, schema=schema, known_ids=state["externalId"])
     normalised = normalise_hr(
         checked.valid,
         schema=schema,
         upn_domain=upn_domain,
-        existing_upns=_existing_upns(snapshot),
+        existing_upns=_existing_upns(state),
         timezone=timezone_offset,
     )
     frame = normalised.frame
     mapped, mapping_rejected, collapsed_in_mapping = _map_normalised(frame, mapping)
-    quarantine = concat_quarantine([checked.rejected, normalised.rejected, mapping_rejected])
+    quarantine = concat_quarantine(
+        [repaired.rejected, checked.rejected, normalised.rejected, mapping_rejected]
+    )
     quarantine = quarantine.sort_values("row", kind="stable", ignore_index=True)
+    held = pd.Index(quarantine["externalId"].dropna().astype(str)).union(
+        pd.Index(repaired.held_ids, dtype=object).astype(str)
+    )
+    held = held[~isin_text(pd.Series(held, dtype=object), mapped["externalId"])]
 
     paths = {
         "normalised_path": _write_parquet(frame.reset_index(names="row"), join(out_dir, NORMALISED_NAME)),
         "mapped_path": _write_parquet(mapped, join(out_dir, MAPPED_NAME)),
         "quarantine_path": _write_csv(quarantine, join(out_dir, QUARANTINE_NAME)),
         "warnings_path": _write_csv(checked.warnings, join(out_dir, WARNINGS_NAME)),
+        "held_path": _write_parquet(
+            pd.DataFrame({"externalId": pd.Series(list(held), dtype=str)}), join(out_dir, HELD_NAME)
+        ),
     }
     return {
         "input_rows": len(raw),
@@ -381,6 +478,8 @@ def transform(
         "mapped": len(mapped),
         "quarantined": len(quarantine),
         "quarantined_by_stage": _stage_counts(quarantine),
+        "top_reasons": top_reasons(quarantine),
+        "ids_restored": {str(k): int(v) for k, v in repaired.restored.items() if v},
         "collapsed_duplicates": checked.duplicates_collapsed + collapsed_in_mapping,
         "warnings": len(checked.warnings),
         **paths,
@@ -390,38 +489,101 @@ def transform(
 # --- plan, guard, stages ----------------------------------------------------------------------------------
 
 
+def _out_of_scope(
+    mapped: pd.DataFrame, normalised_path: Any | None, schema: HrSchema, days: float | None, today: datetime
+) -> np.ndarray | None:
+    """Inactive workers whose termination date is more than ``days`` days ago (unknown date: in scope)."""
+    if days is None:
+        return None
+    if normalised_path is None or not _exists(normalised_path):
+        return None
+    normalised = read_frame(normalised_path)
+    column = schema.termination_date
+    if column not in normalised.columns:
+        return np.zeros(len(mapped), dtype=bool)
+    ended = pd.to_datetime(normalised[column], utc=True, errors="coerce", format="ISO8601")
+    by_id = pd.Series(ended.to_numpy(), index=normalised[schema.worker_id].astype(str))
+    by_id = by_id[~by_id.index.duplicated()]
+    when = mapped["externalId"].astype(str).map(by_id)
+    cutoff = pd.Timestamp(today) - pd.Timedelta(days=float(days))
+    inactive = ~mapped["active"].astype(bool).to_numpy()
+    return inactive & (when < cutoff).fillna(False).to_numpy(dtype=bool)
+
+
 def plan(
     mapped_path: Any,
-    snapshot_path: Any,
+    ledger: Any,
     out_dir: Any,
     *,
     full_sync: bool = False,
     missing_policy: str = "disable",
+    held_path: Any | None = None,
+    normalised_path: Any | None = None,
+    inactive_scope_days: float | None = None,
+    schema: HrSchema = HrSchema(),
+    today: datetime | None = None,
 ) -> dict[str, Any]:
-    """Compare the mapped feed with the committed snapshot; stage the records to send as ``delta.parquet``.
+    """Compare the mapped feed with the job's ledger; stage the records to send as ``delta.parquet``.
 
     :param mapped_path: ``mapped.parquet`` from :func:`transform`.
-    :param snapshot_path: the committed snapshot (missing on a first run).
+    :param ledger: the job's ledger folder (empty or missing on a first run).
     :param out_dir: the run folder.
-    :param full_sync: also send unchanged records.
+    :param full_sync: also send unchanged (and stuck) records.
     :param missing_policy: ``disable`` or ``ignore`` active accounts missing from the feed.
-    :return: ``{"to_send", "changes": {kind: count}, "disables", "active", "snapshot_rows", "full_sync",
-        "missing_policy", "delta_path"}``.
+    :param held_path: ``held.parquet`` from :func:`transform`: people held at their last proven state.
+    :param normalised_path: ``normalised.parquet`` (termination dates, for ``inactive_scope_days``).
+    :param inactive_scope_days: ``None`` (default): send every inactive worker the ledger does not know, as
+        ``active: false``. A number: leave out those whose termination date (the schema's
+        ``termination_date`` column) is more than that many days ago; without a known date they are sent.
+    :param schema: the HR column names.
+    :param today: the reference date of the scope (default: now, UTC).
+    :return: ``{"to_send", "changes": {kind: count}, "disables", "active", "ledger_rows", "held",
+        "stuck", "full_sync", "missing_policy", "delta_path"}``; ``stuck`` lists ``{"externalId",
+        "reason", "detail", "runs"}``.
     """
     mapped = read_frame(mapped_path)
-    snapshot = read_snapshot(snapshot_path)
-    delta = plan_delta(mapped, snapshot, full_sync=full_sync, missing_policy=missing_policy)  # type: ignore[arg-type]
+    book = _ledger.read_ledger(ledger)
+    state = book.state
+    held = read_frame(held_path)["externalId"] if held_path is not None and _exists(held_path) else None
+    scope = _out_of_scope(
+        mapped, normalised_path, schema, inactive_scope_days, today or datetime.now(timezone.utc)
+    )
+    delta = plan_delta(
+        mapped,
+        state,
+        full_sync=full_sync,
+        missing_policy=missing_policy,  # type: ignore[arg-type]
+        held_ids=held,
+        stuck=book.stuck(),
+        out_of_scope=scope,
+    )
     delta_path = _write_parquet(delta.frame, join(out_dir, DELTA_NAME))
     return {
         "to_send": delta.to_send_count,
         "changes": {kind: int(count) for kind, count in delta.counts.items()},
         "disables": len(delta.disables),
-        "active": active_count(snapshot),
-        "snapshot_rows": len(snapshot),
+        "active": active_count(state),
+        "ledger_rows": len(state),
+        "held": len(delta.held),
+        "held_ids": [str(i) for i in delta.held[:MAX_LISTED_IDS]],
+        "stuck": [
+            {
+                "externalId": str(r.externalId),
+                "reason": str(r.reason),
+                "detail": _text_or_none(r.detail),
+                "runs": int(r.runs),
+            }
+            for r in delta.stuck.head(MAX_LISTED_IDS).itertuples(index=False)
+        ],
         "full_sync": bool(full_sync),
         "missing_policy": missing_policy,
+        "inactive_scope_days": inactive_scope_days,
         "delta_path": delta_path,
     }
+
+
+def _text_or_none(value: Any) -> str | None:
+    return None if value is None or pd.isna(value) else str(value)
 
 
 def guard(
@@ -430,15 +592,26 @@ def guard(
     max_disable_count: int | None = DEFAULT_MAX_DISABLE_COUNT,
     max_disable_percent: float | None = DEFAULT_MAX_DISABLE_PERCENT,
     approved: bool = False,
+    transform_summary: Mapping[str, Any] | None = None,
+    max_quarantine_count: int | None = DEFAULT_MAX_QUARANTINE_COUNT,
+    max_quarantine_percent: float | None = DEFAULT_MAX_QUARANTINE_PERCENT,
+    quarantine_approved: bool = False,
 ) -> dict[str, Any]:
-    """The deletion guard's decision for a plan.
+    """The deletion guard's and the data-quality gate's decision for a plan.
 
     :param plan_summary: what :func:`plan` returned (``disables`` and ``active`` are read).
     :param max_disable_count: most disables allowed in one run (``None``: no count limit).
     :param max_disable_percent: most disables allowed, as a percentage of the active accounts.
     :param approved: a person approved this run's disables (the ``approve_disables`` Param or the UI).
-    :return: ``{"tripped", "approved", "proceed", "disables", "active", "percent", "limits", "message"}``;
-        ``proceed`` is false when the guard tripped and nobody approved.
+    :param transform_summary: what :func:`transform` returned (``input_rows``, ``quarantined``); ``None``: no
+        data-quality gate.
+    :param max_quarantine_count: most quarantined rows allowed before the run stops (``None``: no limit).
+    :param max_quarantine_percent: most quarantined rows allowed, as a percentage of the export's rows.
+    :param quarantine_approved: a person approved going ahead despite the quarantined rows.
+    :return: ``{"tripped", "approved", "proceed", "disables", "active", "percent", "limits", "message",
+        "quality": {...}}``; ``proceed`` is false when the guard or the gate tripped and nobody approved.
+        ``quality`` has ``tripped``, ``approved``, ``quarantined``, ``rows``, ``percent``, ``limits``,
+        ``message``, ``nothing_valid`` (every row was rejected: the run cannot go on, approved or not).
     """
     decision = check_deletion_guard(
         int(plan_summary["disables"]),
@@ -446,32 +619,63 @@ def guard(
         max_disable_count=max_disable_count,
         max_disable_percent=max_disable_percent,
     )
+    quality = (
+        check_quarantine_gate(
+            int(transform_summary.get("quarantined") or 0),
+            int(transform_summary.get("input_rows") or 0),
+            int(transform_summary.get("mapped") or 0),
+            max_quarantine_count=max_quarantine_count,
+            max_quarantine_percent=max_quarantine_percent,
+        )
+        if transform_summary is not None
+        else None
+    )
+    guard_ok = (not decision.tripped) or bool(approved)
+    quality_ok = quality is None or (
+        not quality.nothing_valid and (not quality.tripped or bool(quarantine_approved))
+    )
+    messages = [decision.message] + ([quality.message] if quality is not None and quality.tripped else [])
     return {
-        "tripped": decision.tripped,
-        "approved": bool(approved) and decision.tripped,
-        "proceed": (not decision.tripped) or bool(approved),
+        "tripped": decision.tripped or bool(quality is not None and quality.tripped),
+        "approved": (bool(approved) or not decision.tripped)
+        and (quality is None or not quality.tripped or bool(quarantine_approved))
+        and (decision.tripped or bool(quality is not None and quality.tripped)),
+        "proceed": guard_ok and quality_ok,
         "disables": decision.disables,
         "active": decision.active,
         "percent": decision.percent,
-        "limits": list(decision.limits),
-        "message": decision.message,
+        "limits": list(decision.limits) + (list(quality.limits) if quality is not None else []),
+        "message": " ".join(messages),
+        "guard_tripped": decision.tripped,
+        "quality": None
+        if quality is None
+        else {
+            "tripped": quality.tripped,
+            "approved": bool(quarantine_approved) and quality.tripped,
+            "quarantined": quality.quarantined,
+            "rows": quality.rows,
+            "percent": quality.percent,
+            "limits": list(quality.limits),
+            "message": quality.message,
+            "nothing_valid": quality.nothing_valid,
+        },
     }
 
 
-def stages(delta_path: Any, snapshot_path: Any, out_dir: Any) -> dict[str, Any]:
+def stages(delta_path: Any, ledger: Any, out_dir: Any) -> dict[str, Any]:
     """Order the delta managers-first; stage the ids this job already holds (their references resolve).
 
     The upload operator builds its requests stage by stage from the same inputs; this step makes the order
     visible (and a cycle in the management chain fails nobody silently).
 
     :param delta_path: ``delta.parquet`` from :func:`plan`.
-    :param snapshot_path: the committed snapshot.
+    :param ledger: the job's ledger folder.
     :param out_dir: the run folder.
     :return: ``{"stage_sizes", "records", "cycles", "branch_warnings", "known_ids_path"}``.
     """
     delta = read_frame(delta_path)
-    snapshot = read_snapshot(snapshot_path)
-    known = pd.DataFrame({"externalId": snapshot["externalId"].astype(str)})
+    state = _state(ledger)
+    known = pd.DataFrame({"externalId": state["externalId"].astype(str)})
     known_path = _write_parquet(known, join(out_dir, KNOWN_IDS_NAME))
     staged = plan_stages(
         delta, id_column="externalId", manager_column=SCIM_MANAGER_COLUMN, known_ids=known["externalId"]
@@ -492,52 +696,94 @@ def stages(delta_path: Any, snapshot_path: Any, out_dir: Any) -> dict[str, Any]:
 
 
 def commit(
-    snapshot_path: Any,
-    delta_path: Any,
+    ledger: Any,
+    sent_path: Any,
     outcomes_path: Any | None,
-    out_snapshot_path: Any,
     *,
+    run_id: str,
     normalised_path: Any | None = None,
     hr_current_path: Any | None = None,
 ) -> dict[str, Any]:
-    """Fold the run's verified records into the snapshot (atomically); others are sent again next run.
+    """Fold the records the logs prove into the job's ledger; the others are sent again next run.
 
-    :param snapshot_path: the snapshot the plan was made against.
-    :param delta_path: ``delta.parquet`` (what was sent).
+    Safe beside other runs committing to the same ledger at the same time (see the ledger module).
+
+    :param ledger: the job's ledger folder.
+    :param sent_path: what was sent (``delta.parquet``, or an on-demand ``selected.parquet``).
     :param outcomes_path: the verification's ``outcomes.parquet`` (``None`` or missing: nothing verified).
-    :param out_snapshot_path: where the new snapshot goes (usually ``snapshot_path`` itself).
+    :param run_id: the committing run.
     :param normalised_path: the run's ``normalised.parquet``; copied to ``hr_current_path`` when given.
     :param hr_current_path: where the committed run's normalised HR feed is kept (for the admin DAG).
-    :return: ``{"sent", "verified", "not_verified", "snapshot_rows", "active", "snapshot_path",
-        "hr_current_path"}``.
+    :return: ``{"sent", "verified", "not_verified", "proven_by_skip", "skipped", "unresolved", "failed",
+        "missing", "ledger_rows", "active", "ledger", "hr_current_path"}``.
     """
-    snapshot = read_snapshot(snapshot_path)
-    delta = read_frame(delta_path)
+    sent = read_frame(sent_path)
     if outcomes_path is not None and _exists(outcomes_path):
         outcomes = read_frame(outcomes_path)
     else:
-        outcomes = pd.DataFrame({"external_id": pd.Series([], dtype=str), "status": pd.Series([], dtype=str)})
-    new = commit_verified(snapshot, delta, outcomes) if len(delta) else snapshot
-    write_snapshot(new, out_snapshot_path)
-    verified = 0
-    if len(outcomes) and len(delta):
-        ok = outcomes["status"].astype(str).str.lower().isin(("success", "warning"))
-        verified = int(
-            delta["externalId"].astype(str).isin(outcomes.loc[ok, "external_id"].astype(str)).sum()
-        )
+        outcomes = pd.DataFrame()
+    counts = _ledger.commit(ledger, sent, outcomes, run_id=run_id)
     current = None
     if normalised_path is not None and hr_current_path is not None:
         _write_bytes(hr_current_path, _read_bytes(normalised_path))
         current = str(hr_current_path)
     return {
-        "sent": len(delta),
-        "verified": verified,
-        "not_verified": len(delta) - verified,
-        "snapshot_rows": len(new),
-        "active": active_count(new),
-        "snapshot_path": str(out_snapshot_path),
+        "sent": len(sent),
+        "verified": counts["proven"],
+        "not_verified": len(sent) - counts["proven"],
+        "proven_by_skip": counts["proven_by_skip"],
+        "skipped": counts["skipped"],
+        "unresolved": counts["unresolved"],
+        "failed": counts["failed"],
+        "missing": counts["missing"],
+        "ledger_rows": counts["state_rows"],
+        "active": counts["active"],
+        "ledger": str(ledger),
         "hr_current_path": current,
     }
+
+
+def public_summary(summary: Mapping[str, Any]) -> dict[str, Any]:
+    """A step's summary without its file paths (what run-summary.json shows of it)."""
+    return {k: v for k, v in summary.items() if not k.endswith("_path")}
+
+
+def verdict(
+    verified: Mapping[str, Any],
+    *,
+    stuck: int = 0,
+    max_failures: int | None = None,
+    max_failure_percent: float | None = None,
+) -> str | None:
+    """The run's verdict: a sentence when more records failed, have no log entry or are stuck than allowed.
+
+    One rule for every DAG: failures, records missing from the logs and stuck records (skipped by Entra the
+    same way run after run, not sent again) all count, against the records sent plus the stuck ones.
+
+    :param verified: the verification summary (``records``, ``failures``, ``missing``).
+    :param stuck: records the plan did not send because they are stuck.
+    :param max_failures: most such records allowed (``None``: no count limit).
+    :param max_failure_percent: most such records allowed, as a percentage (``None``: no limit).
+    :return: ``None`` when within the limits, else the message to fail with.
+    """
+    records = int(verified.get("records") or 0) + int(stuck)
+    failures = int(verified.get("failures") or 0)
+    missing = int(verified.get("missing") or 0)
+    bad = failures + missing + int(stuck)
+    limits = []
+    if max_failures is not None and bad > max_failures:
+        limits.append(f"max_failures={max_failures}")
+    if max_failure_percent is not None and records and 100.0 * bad / records > float(max_failure_percent):
+        limits.append(f"max_failure_percent={max_failure_percent:g}")
+    if not limits:
+        return None
+    parts = [f"{failures} failed", f"{missing} have no log entry"] + ([f"{stuck} are stuck"] if stuck else [])
+    return (
+        f"{bad} of {records} record(s) did not reach Entra ({', '.join(parts)}), "
+        f"over {' and '.join(limits)}. "
+        "Failed and missing records are not in the ledger and will be sent again next run; stuck records are "
+        "not sent again until they change."
+    )
 
 
 def outcome_counts(outcomes: pd.DataFrame) -> dict[str, int]:
@@ -552,6 +798,74 @@ def outcome_table(outcomes: pd.DataFrame) -> dict[str, dict[str, int]]:
         return {}
     table = outcome_summary(outcomes)
     return {str(a): {str(s): int(v) for s, v in row.items()} for a, row in table.iterrows()}
+
+
+def write_run_report(
+    out_dir: Any,
+    *,
+    run_id: str,
+    sent_path: Any | None,
+    outcomes_path: Any | None,
+    transformed: Mapping[str, Any] | None = None,
+    planned: Mapping[str, Any] | None = None,
+    summary: Mapping[str, Any] | None = None,
+    timings: Mapping[str, Any] | None = None,
+) -> dict[str, str]:
+    """Write the run's ``outcomes.csv`` and ``report.html`` for people: every record sent with its display
+    name, HR change (joiner, mover, leaver, rehire, missing from the export, inactive) and, for movers, the
+    attributes that changed; the quarantined rows (count, top reasons, where the file is); the people held at
+    their last state; the stuck records with Entra's reason.
+
+    :param out_dir: the run folder (local path or URL).
+    :param run_id: the Airflow run id.
+    :param sent_path: what was sent (``delta.parquet``/``selected.parquet``); ``None`` when nothing was
+        planned.
+    :param outcomes_path: the verification's ``outcomes.parquet`` (``None``/missing: nothing verified).
+    :param transformed: :func:`transform`'s summary (quarantine counts and file).
+    :param planned: :func:`plan`'s summary (held and stuck records).
+    :param summary: run details for the report's table.
+    :param timings: timings for the report's table.
+    :return: ``{"report_html", "report_csv"}``.
+    """
+    if outcomes_path is not None and _exists(outcomes_path):
+        outcomes = read_frame(outcomes_path)
+    else:
+        outcomes = pd.DataFrame({c: pd.Series([], dtype=object) for c in OUTCOME_COLUMNS})
+    if sent_path is not None and _exists(sent_path) and len(outcomes):
+        sent = read_frame(sent_path).drop_duplicates("externalId", keep="last").set_index("externalId")
+        ids = outcomes["external_id"].astype(str)
+        if "displayName" in sent.columns:
+            outcomes["display_name"] = ids.map(sent["displayName"]).to_numpy()
+        if "change" in sent.columns:
+            outcomes["change"] = ids.map(sent["change"]).to_numpy()
+        if "changed_attributes" in sent.columns:
+            outcomes["changed_attributes"] = ids.map(sent["changed_attributes"]).to_numpy()
+    transformed = transformed or {}
+    planned = planned or {}
+    quarantine = (
+        {
+            "count": int(transformed.get("quarantined") or 0),
+            "rows": int(transformed.get("input_rows") or 0),
+            "top_reasons": transformed.get("top_reasons") or [],
+            "path": transformed.get("quarantine_path"),
+        }
+        if transformed
+        else None
+    )
+    held = {"count": int(planned.get("held") or 0), "ids": list(planned.get("held_ids") or [])}
+    csv_data, html_data = render_report(
+        outcomes,
+        run_id=run_id,
+        summary=summary,
+        timings=timings,
+        quarantine=quarantine,
+        held=held,
+        stuck=list(planned.get("stuck") or []),
+    )
+    html_path, csv_path = join(out_dir, HTML_NAME), join(out_dir, CSV_NAME)
+    _write_bytes(csv_path, csv_data)
+    _write_bytes(html_path, html_data)
+    return {"report_html": str(html_path), "report_csv": str(csv_path)}
 
 
 def write_run_summary(out_dir: Any, summary: Mapping[str, Any]) -> str:
@@ -572,7 +886,7 @@ def write_run_summary(out_dir: Any, summary: Mapping[str, Any]) -> str:
 
 def derive_admins(
     hr_current_path: Any,
-    admin_snapshot_path: Any,
+    admin_ledger: Any,
     mapping_path: Any,
     out_dir: Any,
     *,
@@ -585,8 +899,8 @@ def derive_admins(
     Writes ``admins.parquet`` (HR layout), ``mapped.parquet`` and ``quarantine.csv`` into ``out_dir``.
 
     :param hr_current_path: the normalised HR feed of the last committed HR run (``hr_current.parquet``).
-    :param admin_snapshot_path: the admin job's own snapshot (keeps admin UPNs stable; disables admin accounts
-        whose person left or lost the role).
+    :param admin_ledger: the admin job's own ledger (keeps admin UPNs stable; disables admin accounts whose
+        person left or lost the role).
     :param mapping_path: the admin mapping.
     :param out_dir: the run folder.
     :param upn_domain: the domain of admin UPNs.
@@ -598,13 +912,13 @@ def derive_admins(
     hr = read_frame(hr_current_path)
     if "row" in hr.columns:
         hr = hr.drop(columns="row")
-    existing = read_snapshot(admin_snapshot_path)
+    existing = _state(admin_ledger)
     admins = derive_admin_accounts(
         hr, rule, upn_domain=upn_domain, existing_admins=existing, schema=schema, link_column=LINK_COLUMN
     )
     records = map_records(admins, _load_mapping(mapping_path))
     mapped = records.frame
-    # The person behind each admin account, kept in the admin snapshot (linked_external_id).
+    # The person behind each admin account, kept in the admin ledger (linked_external_id).
     mapped["linked_external_id"] = admins[LINK_COLUMN].to_numpy()[mapped.index.to_numpy(dtype=np.int64)]
     mapped = mapped.reset_index(drop=True)
     rejected = quarantine_frame(
@@ -630,17 +944,17 @@ def derive_admins(
 
 def select_on_demand(
     mapped_path: Any,
-    snapshot_path: Any,
+    ledger: Any,
     out_dir: Any,
     employee_ids: Iterable[Any],
 ) -> dict[str, Any]:
     """Pick the requested employees' records, plus every manager up their chain that this job never sent.
 
     A manager reference resolves only against users the job has processed, so a manager who is not in the
-    snapshot is sent too (and, the same way, that manager's own manager), managers first.
+    job's ledger is sent too (and, the same way, that manager's own manager), managers first.
 
     :param mapped_path: ``mapped.parquet`` from :func:`transform` on the current HR export.
-    :param snapshot_path: the HR job's committed snapshot (who was sent before).
+    :param ledger: the job's ledger (who Entra is proven to hold).
     :param out_dir: the run folder.
     :param employee_ids: the WorkerIDs asked for.
     :return: ``{"requested", "found", "unknown", "managers_added", "selected", "selected_path"}``: ``unknown``
@@ -648,8 +962,7 @@ def select_on_demand(
     """
     requested = list(dict.fromkeys(str(i).strip() for i in employee_ids if str(i).strip()))
     mapped = read_frame(mapped_path)
-    snapshot = read_snapshot(snapshot_path)
-    sent_before = set(snapshot["externalId"].astype(str))
+    sent_before = set(_state(ledger)["externalId"].astype(str))
     ids = mapped["externalId"].astype(str)
     by_id = dict(zip(ids, range(len(mapped)), strict=True))
     managers = (

@@ -49,7 +49,7 @@ from typing import Any
 
 import pandas as pd
 
-from airflow_provider_entra._atomic import atomic_write_bytes
+from airflow_provider_entra._atomic import atomic_write_bytes, private_mkdir
 from airflow_provider_entra.provisioning.reconcile import (
     STATUS_FAILURE,
     STATUS_MISSING,
@@ -68,6 +68,7 @@ __all__ = [
     "ReportPaths",
     "neutralise_formulas",
     "render_html",
+    "render_report",
     "write_report",
 ]
 
@@ -424,6 +425,94 @@ def _run_details(summary: Mapping[str, Any] | None) -> str:
     return f'<table id="run-details" class="kv"><tbody>{body}</tbody></table>'
 
 
+#: Columns a caller may add to the outcomes (joined from the plan): shown when present.
+_RECORD_DETAIL_COLUMNS = [
+    ("display_name", "Name"),
+    ("change", "HR change"),
+    ("changed_attributes", "Changed attributes"),
+]
+#: How each plan ``change`` reads in the report.
+CHANGE_LABELS = {
+    "joiner": "joiner",
+    "mover": "mover",
+    "leaver": "leaver",
+    "rehire": "rehire",
+    "missing_disable": "missing from the export (disabled)",
+    "inactive_new": "inactive, unknown to the ledger (sent disabled)",
+    "unchanged": "unchanged (full sync)",
+    "inactive_changed": "inactive, changed (full sync)",
+    "stuck": "stuck (full sync)",
+}
+
+
+def _with_details(columns: list[tuple[str, str]], outcomes: pd.DataFrame) -> list[tuple[str, str]]:
+    extra = [(c, t) for c, t in _RECORD_DETAIL_COLUMNS if c in outcomes.columns]
+    return columns[:1] + extra + columns[1:]
+
+
+def _quarantine_section(quarantine: Mapping[str, Any] | None) -> str:
+    if not quarantine:
+        return ""
+    count = int(quarantine.get("count") or 0)
+    rows = int(quarantine.get("rows") or 0)
+    path = quarantine.get("path")
+    if not count:
+        body = f'<p class="empty">No HR row was quarantined ({rows} row(s) read).</p>'
+    else:
+        reasons = "".join(
+            f'<tr><td class="reason">{_esc(reason)}</td><td>{_esc(n)}</td></tr>'
+            for reason, n in quarantine.get("top_reasons") or ()
+        )
+        body = (
+            f'<p class="notes" id="quarantine-count" data-count="{count}">{count} of {rows} HR row(s) were '
+            "quarantined and not sent: a person Entra already holds stays as Entra holds them (neither "
+            "updated nor disabled) until the row is fixed.</p>"
+            f'<table id="quarantine-reasons"><thead><tr><th>Top reasons</th><th>Rows</th></tr></thead>'
+            f"<tbody>{reasons}</tbody></table>"
+        )
+        if path:
+            body += f'<p class="notes">Every row with its reason: <code>{_esc(path)}</code></p>'
+    title = f'Quarantined HR rows <span class="n">({count})</span>'
+    return f'<section id="quarantine"><h2>{title}</h2>{body}</section>'
+
+
+def _held_section(held: Mapping[str, Any] | None) -> str:
+    if not held:
+        return ""
+    count = int(held.get("count") or 0)
+    ids = list(held.get("ids") or ())
+    if not count:
+        return ""
+    items = "".join(f'<li class="id">{_esc(value)}</li>' for value in ids)
+    more = f'<p class="more">{count - len(ids)} more.</p>' if count > len(ids) else ""
+    return (
+        f'<section id="held"><h2>Held at their last state <span class="n">({count})</span></h2>'
+        '<p class="notes">These people are in the ledger but their HR row was quarantined this run: they '
+        "were neither updated nor disabled. Fix their rows (see the quarantine) and they are sent next "
+        "run.</p>"
+        f'<ul class="ids" id="held-ids">{items}</ul>{more}</section>'
+    )
+
+
+def _stuck_section(stuck: list[Mapping[str, Any]] | None) -> str:
+    if not stuck:
+        return ""
+    rows = pd.DataFrame(list(stuck))
+    columns = [
+        ("externalId", "externalId"),
+        ("reason", "Reason"),
+        ("detail", "Entra's description"),
+        ("runs", "Runs"),
+    ]
+    return (
+        f'<section id="stuck"><h2>Stuck records <span class="n">({len(rows)})</span></h2>'
+        '<p class="notes">Entra skipped these records the same way in several runs, so they were not sent '
+        "again. Act on the reason (for example extend the provisioning app's scoping, or release held "
+        "deletes), change the record, or run a full sync to send them once more.</p>"
+        f"{_records_table(rows, columns, DEFAULT_MAX_ROWS, 'stuck-table')}</section>"
+    )
+
+
 def render_html(
     outcomes: pd.DataFrame,
     *,
@@ -432,6 +521,9 @@ def render_html(
     timings: Mapping[str, Any] | None = None,
     generated_at: datetime | None = None,
     max_rows: int = DEFAULT_MAX_ROWS,
+    quarantine: Mapping[str, Any] | None = None,
+    held: Mapping[str, Any] | None = None,
+    stuck: list[Mapping[str, Any]] | None = None,
 ) -> str:
     """The HTML report as a string (see :func:`write_report` for the parameters)."""
     generated = generated_at or datetime.now(timezone.utc)
@@ -444,8 +536,15 @@ def render_html(
     resend = records_to_resend(outcomes)
     resolved = int(outcomes["resolved_later"].astype(bool).sum()) if "resolved_later" in outcomes else 0
 
-    if total == 0:
-        verdict = '<p class="verdict ok">No records were sent in this run.</p>'
+    rejected = int((quarantine or {}).get("count") or 0)
+    if total == 0 and rejected and rejected >= int((quarantine or {}).get("rows") or 0):
+        verdict = (
+            f'<p class="verdict bad">Nothing was sent: every one of the {rejected} HR row(s) was '
+            "quarantined.</p>"
+        )
+    elif total == 0:
+        quarantined = f" {rejected} HR row(s) were quarantined." if rejected else ""
+        verdict = f'<p class="verdict ok">No records were sent in this run.{_esc(quarantined)}</p>'
     elif not resend and counts.get(STATUS_WARNING, 0) == 0:
         verdict = f'<p class="verdict ok">All {total} records were provisioned.</p>'
     else:
@@ -490,6 +589,9 @@ def render_html(
         ("activity_time", "Logged"),
         ("entries", "Log entries"),
     ]
+    failure_columns = _with_details(failure_columns, outcomes)
+    attention_columns = _with_details(attention_columns, outcomes)
+    all_columns = _with_details(all_columns, outcomes)
     sections = [
         "<header><h1>Entra provisioning report</h1>"
         f'<p class="sub">Run <code>{_esc(run_id)}</code> · generated {_esc(_fmt_time(generated))}</p>'
@@ -497,6 +599,9 @@ def render_html(
         f'<section id="headline"><h2>Outcome</h2>{_cards(counts, total)}{"".join(notes)}'
         f"{_bar_chart(counts)}</section>",
         f'<section id="actions"><h2>Actions by status</h2>{_action_table(outcomes)}</section>',
+        _quarantine_section(quarantine),
+        _held_section(held),
+        _stuck_section(stuck),
         f'<section id="failures"><h2>Failures <span class="n">({len(failures)})</span></h2>'
         f"{_records_table(failures, failure_columns, max_rows, 'failure-table')}</section>",
         f'<section id="attention"><h2>Warnings and skipped <span class="n">({len(attention)})</span></h2>'
@@ -532,6 +637,12 @@ def _local_dir(out_dir: Any) -> Path | None:
     return None
 
 
+def render_report(outcomes: pd.DataFrame, **kwargs: Any) -> tuple[bytes, bytes]:
+    """``(outcomes.csv, report.html)`` as bytes, for callers that store them themselves (keyword arguments
+    as for :func:`write_report`, less ``out_dir``)."""
+    return _csv_bytes(outcomes), render_html(outcomes, **kwargs).encode("utf-8")
+
+
 def write_report(
     outcomes: pd.DataFrame,
     out_dir: str | os.PathLike[str] | Any,
@@ -541,6 +652,9 @@ def write_report(
     timings: Mapping[str, Any] | None = None,
     generated_at: datetime | None = None,
     max_rows: int = DEFAULT_MAX_ROWS,
+    quarantine: Mapping[str, Any] | None = None,
+    held: Mapping[str, Any] | None = None,
+    stuck: list[Mapping[str, Any]] | None = None,
 ) -> ReportPaths:
     """Write ``outcomes.csv`` and ``report.html`` for one run.
 
@@ -556,20 +670,30 @@ def write_report(
         as given.
     :param generated_at: timestamp printed in the header (default: now, UTC).
     :param max_rows: rows shown per HTML table; the CSV holds every record.
+    :param quarantine: the HR rows set aside: ``count``, ``rows`` (read), ``top_reasons`` (``[[reason, n]]``)
+        and ``path`` (of ``quarantine.csv``).
+    :param held: people held at their last proven state: ``count`` and ``ids``.
+    :param stuck: records not sent because Entra skipped them the same way run after run (``externalId``,
+        ``reason``, ``detail``, ``runs``).
     :return: the paths written.
+
+    Outcomes may carry ``display_name``, ``change`` (the HR change kind) and ``changed_attributes`` columns
+    (joined from the plan): the record tables show them.
     """
-    csv_data = _csv_bytes(outcomes)
-    html_data = render_html(
+    csv_data, html_data = render_report(
         outcomes,
         run_id=run_id,
         summary=summary,
         timings=timings,
         generated_at=generated_at,
         max_rows=max_rows,
-    ).encode("utf-8")
+        quarantine=quarantine,
+        held=held,
+        stuck=stuck,
+    )
     local = _local_dir(out_dir)
     if local is not None:
-        local.mkdir(parents=True, exist_ok=True)
+        private_mkdir(local)
         csv_path, html_path = local / CSV_NAME, local / HTML_NAME
         atomic_write_bytes(csv_path, csv_data)
         atomic_write_bytes(html_path, html_data)

@@ -16,7 +16,12 @@ import pandas as pd
 import pytest
 
 from airflow_provider_entra.provisioning import pipeline
-from airflow_provider_entra.provisioning.snapshot import read_snapshot
+from airflow_provider_entra.provisioning.ledger import read_ledger
+
+
+def ledger_ids(ledger) -> set[str]:
+    return set(read_ledger(ledger).state["externalId"])
+
 
 REPO = Path(__file__).resolve().parents[2]
 DATA = REPO / "dags" / "data"
@@ -30,12 +35,19 @@ def _changes() -> dict[str, list[str]]:
     return module.build_samples().changes
 
 
-def _run(export: Path, run: Path, snapshot: Path, mapping: Path = DATA / "hr_mapping.yaml", **plan_options):
+def _run(export: Path, run: Path, ledger: Path, mapping: Path = DATA / "hr_mapping.yaml", **plan_options):
     pipeline.extract_csv(export, run / pipeline.RAW_NAME)
     transformed = pipeline.transform(
-        run / pipeline.RAW_NAME, mapping, run, upn_domain="contoso.com", snapshot_path=snapshot
+        run / pipeline.RAW_NAME, mapping, run, upn_domain="contoso.com", ledger=ledger
     )
-    planned = pipeline.plan(transformed["mapped_path"], snapshot, run, **plan_options)
+    planned = pipeline.plan(
+        transformed["mapped_path"],
+        ledger,
+        run,
+        held_path=transformed["held_path"],
+        normalised_path=transformed["normalised_path"],
+        **plan_options,
+    )
     return transformed, planned
 
 
@@ -66,38 +78,39 @@ def test_run_ids_become_folder_names_and_staging_root_precedence(tmp_path):
 
 
 def test_day_one_then_unchanged_then_next_day(tmp_path):
-    snapshot = tmp_path / "snapshot" / pipeline.SNAPSHOT_NAME
+    ledger = tmp_path / "ledger"
     current = tmp_path / "snapshot" / pipeline.HR_CURRENT_NAME
 
-    transformed, planned = _run(DATA / "hr_employees.csv", tmp_path / "r1", snapshot)
+    transformed, planned = _run(DATA / "hr_employees.csv", tmp_path / "r1", ledger)
     assert transformed["input_rows"] == 300 and transformed["quarantined"] == 0
-    assert planned["changes"]["joiner"] == planned["to_send"] == 284
-    assert planned["changes"]["skipped_inactive_new"] == 16
+    assert planned["changes"]["joiner"] == 284 and planned["changes"]["inactive_new"] == 16
+    assert planned["to_send"] == 300
     decision = pipeline.guard(planned)
     assert decision["proceed"] and not decision["tripped"]
-    staged = pipeline.stages(planned["delta_path"], snapshot, tmp_path / "r1")
-    assert sum(staged["stage_sizes"]) == 284 and staged["stage_sizes"][0] == 1  # the CEO alone first
+    staged = pipeline.stages(planned["delta_path"], ledger, tmp_path / "r1")
+    assert sum(staged["stage_sizes"]) == 300 and staged["stage_sizes"][0] == 1  # the CEO alone first
     committed = pipeline.commit(
-        snapshot,
+        ledger,
         planned["delta_path"],
         _all_succeed(planned["delta_path"], tmp_path / "r1"),
-        snapshot,
+        run_id="r1",
         normalised_path=transformed["normalised_path"],
         hr_current_path=current,
     )
-    assert committed["verified"] == 284 and committed["active"] == 284
+    assert committed["verified"] == 300 and committed["active"] == 284
     assert len(pd.read_parquet(current)) == 300
 
-    _, again = _run(DATA / "hr_employees.csv", tmp_path / "r2", snapshot)
-    assert again["to_send"] == 0 and again["changes"]["unchanged"] == 284
-    staged = pipeline.stages(again["delta_path"], snapshot, tmp_path / "r2")
-    assert staged["stage_sizes"] == [] and len(pd.read_parquet(staged["known_ids_path"])) == 284
+    _, again = _run(DATA / "hr_employees.csv", tmp_path / "r2", ledger)
+    assert again["to_send"] == 0 and again["changes"]["unchanged"] == 300
+    staged = pipeline.stages(again["delta_path"], ledger, tmp_path / "r2")
+    assert staged["stage_sizes"] == [] and len(pd.read_parquet(staged["known_ids_path"])) == 300
 
     expected = _changes()
-    _, next_day = _run(DATA / "hr_employees_next_day.csv", tmp_path / "r3", snapshot)
+    _, next_day = _run(DATA / "hr_employees_next_day.csv", tmp_path / "r3", ledger)
     changes = next_day["changes"]
-    # The rehire was inactive on day one and never sent: for Entra it is a joiner.
-    assert changes["joiner"] == len(expected["joiners"]) + len(expected["rehires"])
+    # The rehire was sent disabled on day one: now it is a rehire.
+    assert changes["joiner"] == len(expected["joiners"])
+    assert changes["rehire"] == len(expected["rehires"])
     assert changes["mover"] == len(expected["movers"])
     assert changes["leaver"] == len(expected["leavers"])
     assert changes["missing_disable"] == len(expected["missing"])
@@ -108,27 +121,27 @@ def test_day_one_then_unchanged_then_next_day(tmp_path):
 
 
 def test_only_verified_records_are_committed(tmp_path):
-    snapshot = tmp_path / pipeline.SNAPSHOT_NAME
-    _, planned = _run(DATA / "hr_employees.csv", tmp_path / "r1", snapshot)
+    ledger = tmp_path / "ledger"
+    _, planned = _run(DATA / "hr_employees.csv", tmp_path / "r1", ledger)
     failed = tuple(pd.read_parquet(planned["delta_path"])["externalId"].head(3))
     summary = pipeline.commit(
-        snapshot, planned["delta_path"], _all_succeed(planned["delta_path"], tmp_path, fail=failed), snapshot
+        ledger, planned["delta_path"], _all_succeed(planned["delta_path"], tmp_path, fail=failed), run_id="r1"
     )
-    assert summary["verified"] == 281 and summary["not_verified"] == 3
-    assert not set(failed) & set(read_snapshot(snapshot)["externalId"])
-    _, again = _run(DATA / "hr_employees.csv", tmp_path / "r2", snapshot)
+    assert summary["verified"] == 297 and summary["not_verified"] == 3 and summary["failed"] == 3
+    assert not set(failed) & ledger_ids(ledger)
+    _, again = _run(DATA / "hr_employees.csv", tmp_path / "r2", ledger)
     assert set(pd.read_parquet(again["delta_path"])["externalId"]) == set(failed)
     # No outcomes file (verification never ran): nothing changes.
-    before = read_snapshot(snapshot)
-    pipeline.commit(snapshot, again["delta_path"], tmp_path / "absent.parquet", snapshot)
-    pd.testing.assert_frame_equal(read_snapshot(snapshot), before)
+    before = read_ledger(ledger).state
+    pipeline.commit(ledger, again["delta_path"], tmp_path / "absent.parquet", run_id="r2")
+    pd.testing.assert_frame_equal(read_ledger(ledger).state, before)
 
 
 def test_truncated_export_trips_the_guard(tmp_path):
-    snapshot = tmp_path / pipeline.SNAPSHOT_NAME
-    _, planned = _run(DATA / "hr_employees.csv", tmp_path / "r1", snapshot)
-    pipeline.commit(snapshot, planned["delta_path"], _all_succeed(planned["delta_path"], tmp_path), snapshot)
-    _, truncated = _run(DATA / "hr_employees_truncated.csv", tmp_path / "r2", snapshot)
+    ledger = tmp_path / "ledger"
+    _, planned = _run(DATA / "hr_employees.csv", tmp_path / "r1", ledger)
+    pipeline.commit(ledger, planned["delta_path"], _all_succeed(planned["delta_path"], tmp_path), run_id="r1")
+    _, truncated = _run(DATA / "hr_employees_truncated.csv", tmp_path / "r2", ledger)
     assert truncated["disables"] == truncated["changes"]["missing_disable"] > 100
     decision = pipeline.guard(truncated, max_disable_count=50, max_disable_percent=10)
     assert decision["tripped"] and not decision["proceed"]
@@ -141,9 +154,7 @@ def test_truncated_export_trips_the_guard(tmp_path):
 
 def test_sample1_conflicting_duplicates_are_quarantined(tmp_path, microsoft_sample):
     export = microsoft_sample / "Sample1-employeeData.csv"
-    transformed, planned = _run(
-        export, tmp_path, tmp_path / "none.parquet", mapping=DATA / "csv2scim_mapping.yaml"
-    )
+    transformed, planned = _run(export, tmp_path, tmp_path / "ledger", mapping=DATA / "csv2scim_mapping.yaml")
     hr = pd.read_csv(export, dtype=str, keep_default_na=False)
     quarantine = pd.read_csv(transformed["quarantine_path"], dtype=str)
     assert transformed["quarantined"] == len(quarantine) == 93
@@ -153,7 +164,11 @@ def test_sample1_conflicting_duplicates_are_quarantined(tmp_path, microsoft_samp
     rows = quarantine["row"].astype(int)
     assert (hr.loc[rows, "WorkerID"].to_numpy() == quarantine["externalId"].to_numpy()).all()
     assert transformed["mapped"] == 283 - 44
-    assert planned["changes"]["joiner"] + planned["changes"]["skipped_inactive_new"] == 283 - 44
+    assert planned["changes"]["joiner"] + planned["changes"]["inactive_new"] == planned["to_send"] == 283 - 44
+    # 28% of the rows are quarantined: under the default data-quality gate (30%), so the run goes on.
+    decision = pipeline.guard(planned, transform_summary=transformed)
+    assert decision["proceed"] and decision["quality"]["percent"] == 28.01
+    assert transformed["top_reasons"][0][0].startswith("WorkerID: '…' also appears in row(s)")
     # Managers outside the export are warnings, not rejections.
     assert transformed["warnings"] > 100
 
@@ -164,7 +179,7 @@ def test_quarantine_file_neutralises_formulas(tmp_path):
     hr.loc[0, "WorkerStatus"] = "on strike"
     export = tmp_path / "hr.csv"
     hr.to_csv(export, index=False)
-    transformed, _ = _run(export, tmp_path, tmp_path / "none.parquet")
+    transformed, _ = _run(export, tmp_path, tmp_path / "ledger")
     text = Path(transformed["quarantine_path"]).read_text()
     assert "'=1+2" in text and ",=1+2" not in text
     assert "WorkerStatus: unknown value 'on strike'" in text
@@ -196,7 +211,7 @@ def test_sql_extract_through_a_dbapi_hook(tmp_path):
         DATA / "hr_mapping.yaml",
         tmp_path,
         upn_domain="contoso.com",
-        snapshot_path=tmp_path / "none.parquet",
+        ledger=tmp_path / "ledger",
     )
     assert transformed["mapped"] == 300
 
@@ -204,37 +219,38 @@ def test_sql_extract_through_a_dbapi_hook(tmp_path):
 def test_staged_files_on_an_object_store_url(tmp_path):
     root = "memory://entra-pipeline-test"
     run = pipeline.run_dir(root, "dag", "run-1")
-    snapshot = pipeline.join(pipeline.snapshot_dir(root, "dag"), pipeline.SNAPSHOT_NAME)
+    ledger = pipeline.ledger_path(root, "API2AAD.job")
+    assert ledger == f"{root}/ledger/API2AAD.job"
     pipeline.extract_csv(DATA / "hr_employees.csv", pipeline.join(run, pipeline.RAW_NAME))
     transformed = pipeline.transform(
         pipeline.join(run, pipeline.RAW_NAME),
         DATA / "hr_mapping.yaml",
         run,
         upn_domain="contoso.com",
-        snapshot_path=snapshot,
+        ledger=ledger,
     )
     assert transformed["mapped_path"] == f"{root}/dag/run-1/mapped.parquet"
-    planned = pipeline.plan(transformed["mapped_path"], snapshot, run)
+    planned = pipeline.plan(transformed["mapped_path"], ledger, run)
     outcomes = pd.DataFrame({"external_id": pipeline.read_frame(planned["delta_path"])["externalId"]})
     outcomes["status"] = "success"
     outcomes_path = pipeline.join(run, "outcomes.parquet")
     pipeline._write_parquet(outcomes, outcomes_path)
-    assert pipeline.commit(snapshot, planned["delta_path"], outcomes_path, snapshot)["verified"] == 284
-    assert len(read_snapshot(snapshot)) == 284
+    assert pipeline.commit(ledger, planned["delta_path"], outcomes_path, run_id="run-1")["verified"] == 300
+    assert len(read_ledger(ledger).state) == 300
     summary = pipeline.write_run_summary(run, {"records_sent": 284})
     assert json.loads(pipeline._read_bytes(summary)) == {"records_sent": 284}
 
 
 def test_on_demand_selection_adds_never_sent_managers(tmp_path):
-    snapshot = tmp_path / pipeline.SNAPSHOT_NAME
-    transformed, _ = _run(DATA / "hr_employees.csv", tmp_path, snapshot)
+    ledger = tmp_path / "ledger"
+    transformed, _ = _run(DATA / "hr_employees.csv", tmp_path, ledger)
     hr = pd.read_csv(DATA / "hr_employees.csv", dtype=str, keep_default_na=False).set_index("WorkerID")
     worker = next(w for w in hr.index if hr.at[w, "ManagerID"] and hr.at[hr.at[w, "ManagerID"], "ManagerID"])
     chain = [hr.at[worker, "ManagerID"]]
     while hr.at[chain[-1], "ManagerID"]:
         chain.append(hr.at[chain[-1], "ManagerID"])
 
-    chosen = pipeline.select_on_demand(transformed["mapped_path"], snapshot, tmp_path, [worker, "x1", worker])
+    chosen = pipeline.select_on_demand(transformed["mapped_path"], ledger, tmp_path, [worker, "x1", worker])
     assert chosen["found"] == [worker] and chosen["unknown"] == ["x1"]
     assert chosen["managers_added"] == chain
     assert pd.read_parquet(chosen["selected_path"])["externalId"].tolist() == [worker, *chain]
@@ -246,17 +262,17 @@ def test_on_demand_selection_adds_never_sent_managers(tmp_path):
     sent.to_parquet(sent_path, index=False)
     outcomes = tmp_path / "outcomes.parquet"
     pd.DataFrame({"external_id": [chain[-1]], "status": ["success"]}).to_parquet(outcomes)
-    pipeline.commit(snapshot, sent_path, outcomes, snapshot)
-    again = pipeline.select_on_demand(transformed["mapped_path"], snapshot, tmp_path, [worker])
+    pipeline.commit(ledger, sent_path, outcomes, run_id="on-demand")
+    again = pipeline.select_on_demand(transformed["mapped_path"], ledger, tmp_path, [worker])
     assert again["managers_added"] == chain[:-1]
 
 
 def test_admin_accounts_are_derived_mapped_and_linked(tmp_path):
-    snapshot = tmp_path / pipeline.SNAPSHOT_NAME
-    transformed, _ = _run(DATA / "hr_employees.csv", tmp_path / "hr", snapshot)
+    transformed, _ = _run(DATA / "hr_employees.csv", tmp_path / "hr", tmp_path / "ledger")
+    admin_ledger = tmp_path / "admin-ledger"
     derived = pipeline.derive_admins(
         transformed["normalised_path"],
-        tmp_path / "admin.parquet",
+        admin_ledger,
         DATA / "admin_mapping.yaml",
         tmp_path / "admin",
         upn_domain="contoso.onmicrosoft.com",
@@ -266,10 +282,10 @@ def test_admin_accounts_are_derived_mapped_and_linked(tmp_path):
     assert mapped["externalId"].str.startswith("A").all()
     assert (mapped["externalId"].str[1:] == mapped["linked_external_id"]).all()
     assert mapped["userName"].str.match(r"^adm-[^@]+@contoso\.onmicrosoft\.com$").all()
-    planned = pipeline.plan(derived["mapped_path"], tmp_path / "admin.parquet", tmp_path / "admin")
+    planned = pipeline.plan(derived["mapped_path"], admin_ledger, tmp_path / "admin")
     outcomes = _all_succeed(planned["delta_path"], tmp_path / "admin")
-    pipeline.commit(tmp_path / "admin.parquet", planned["delta_path"], outcomes, tmp_path / "admin.parquet")
-    linked = read_snapshot(tmp_path / "admin.parquet")["linked_external_id"]
+    pipeline.commit(admin_ledger, planned["delta_path"], outcomes, run_id="admin-1")
+    linked = read_ledger(admin_ledger).state["linked_external_id"]
     assert linked.notna().all()
 
 

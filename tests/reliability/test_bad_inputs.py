@@ -42,15 +42,17 @@ def run_pipeline(source: Path, work: Path) -> dict[str, Any]:
     raw = read_hr_csv(source)
     result["read_warnings"] = raw.attrs["warnings"]
     run = work / "run"
-    snapshot = work / "snapshot" / pipeline.SNAPSHOT_NAME
+    ledger = work / "ledger"
     result["step"] = "transform"
     pipeline.extract_frame(raw, run / pipeline.RAW_NAME, source=str(source))
     result["transform"] = pipeline.transform(
-        run / pipeline.RAW_NAME, MAPPING, run, upn_domain="contoso.com", snapshot_path=snapshot
+        run / pipeline.RAW_NAME, MAPPING, run, upn_domain="contoso.com", ledger=ledger
     )
     result["step"] = "plan"
-    result["plan"] = pipeline.plan(result["transform"]["mapped_path"], snapshot, run)
-    result["stages"] = pipeline.stages(result["plan"]["delta_path"], snapshot, run)
+    result["plan"] = pipeline.plan(
+        result["transform"]["mapped_path"], ledger, run, held_path=result["transform"]["held_path"]
+    )
+    result["stages"] = pipeline.stages(result["plan"]["delta_path"], ledger, run)
     result["step"] = "done"
     return result
 
