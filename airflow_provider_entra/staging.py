@@ -35,16 +35,19 @@ import pandas as pd
 from airflow.sdk import ObjectStoragePath, Variable
 
 from airflow_provider_entra._atomic import atomic_write_bytes, open_private_append
+from airflow_provider_entra.provisioning.inputs import InputError, check_inputs, parse_roots
 from airflow_provider_entra.provisioning.pipeline import staging_root
 
 __all__ = [
     "FRAME_SUFFIXES",
     "append_jsonl",
+    "check_run_inputs",
     "is_local",
     "local_path",
     "read_frame",
     "read_jsonl",
     "resolve_staging_root",
+    "source_roots",
     "to_path",
     "write_bytes",
     "write_frame",
@@ -57,6 +60,10 @@ log = logging.getLogger(__name__)
 STAGING_PATH_VARIABLE = "entra_staging_path"
 #: The run Param that overrides the Variable for one run.
 STAGING_PATH_PARAM = "staging_path"
+#: The Airflow Variable listing the folders (local or object storage) HR exports may be read from.
+SOURCE_ROOTS_VARIABLE = "entra_hr_source_roots"
+#: Under ``AIRFLOW_HOME``: a default folder for HR exports.
+DEFAULT_SOURCE_FOLDER = "hr-exports"
 
 #: File suffixes :func:`read_frame` and :func:`write_frame` understand.
 FRAME_SUFFIXES = (".parquet", ".csv")
@@ -91,6 +98,51 @@ def resolve_staging_root(params: Mapping[str, Any] | None = None) -> str:
     variable = Variable.get(STAGING_PATH_VARIABLE, default=None)
     param = (params or {}).get(STAGING_PATH_PARAM)
     return staging_root(param, variable, os.environ.get("AIRFLOW_HOME", "~/airflow"))
+
+
+def source_roots(
+    params: Mapping[str, Any] | None, dag_data_folder: str | os.PathLike[str]
+) -> tuple[list[str], bool]:
+    """The folders a run may read HR exports from, and whether export-named files are allowed elsewhere.
+
+    The Variable ``entra_hr_source_roots`` (a list, or text separated by commas) when set: only there.
+    Otherwise the DAG's ``data`` folder, ``$AIRFLOW_HOME/hr-exports`` and the staging root, plus ``.csv`` and
+    ``.tsv`` files outside hidden folders anywhere (see :mod:`~airflow_provider_entra.provisioning.inputs`).
+
+    :param params: the run's Params (for the staging root).
+    :param dag_data_folder: the example DAG's bundled data folder.
+    """
+    configured = parse_roots(Variable.get(SOURCE_ROOTS_VARIABLE, default=None))
+    if configured:
+        return configured, False
+    home = Path(os.environ.get("AIRFLOW_HOME", "~/airflow")).expanduser()
+    return [str(dag_data_folder), str(home / DEFAULT_SOURCE_FOLDER), resolve_staging_root(params)], True
+
+
+def check_run_inputs(
+    params: Mapping[str, Any],
+    dag_data_folder: str | os.PathLike[str],
+    *,
+    source_params: tuple[str, ...] = ("hr_path",),
+    file_params: Mapping[str, str] | None = None,
+    domain_params: tuple[str, ...] = ("upn_domain",),
+) -> None:
+    """:func:`~airflow_provider_entra.provisioning.inputs.check_inputs` for a run, with the deployment's
+    source roots; an unusable Param fails the task at once (no retry can fix it), naming the Param."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    roots, exports_elsewhere = source_roots(params, dag_data_folder)
+    try:
+        check_inputs(
+            params,
+            roots=roots,
+            exports_elsewhere=exports_elsewhere,
+            source_params=source_params,
+            file_params=file_params if file_params is not None else {"mapping_path": "attribute mapping"},
+            domain_params=domain_params,
+        )
+    except InputError as exc:
+        raise AirflowFailException(str(exc)) from None
 
 
 def local_path(path: str | os.PathLike[str] | ObjectStoragePath) -> Path | None:

@@ -33,7 +33,7 @@ from airflow_provider_entra.operators.bulk_upload import EntraBulkUploadOperator
 from airflow_provider_entra.operators.job_health import EntraJobHealthOperator
 from airflow_provider_entra.provisioning import pipeline
 from airflow_provider_entra.sensors.provisioning_logs import EntraProvisioningLogSensor
-from airflow_provider_entra.staging import resolve_staging_root, to_path
+from airflow_provider_entra.staging import check_run_inputs, resolve_staging_root, to_path
 
 DAG_ID = "entra_admin_accounts"
 HR_DAG_ID = "entra_hr_provisioning"
@@ -111,6 +111,7 @@ def entra_admin_accounts() -> None:
         triggering_asset_events: Any = None,
     ) -> dict[str, Any]:
         """Derive the admin accounts from the committed HR feed; map them."""
+        check_run_inputs(params, DATA, source_params=("hr_current_path",))
         root = resolve_staging_root(params)
         source = params.get("hr_current_path")
         for events in (triggering_asset_events or {}).values():

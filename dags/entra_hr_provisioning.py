@@ -51,7 +51,7 @@ from airflow_provider_entra.operators.bulk_upload import EntraBulkUploadOperator
 from airflow_provider_entra.operators.job_health import EntraJobHealthOperator
 from airflow_provider_entra.provisioning import pipeline
 from airflow_provider_entra.sensors.provisioning_logs import EntraProvisioningLogSensor
-from airflow_provider_entra.staging import resolve_staging_root, to_path
+from airflow_provider_entra.staging import check_run_inputs, resolve_staging_root, to_path
 
 try:  # human approval in the UI: Airflow >= 3.1 (standard provider)
     from airflow.providers.standard.operators.hitl import ApprovalOperator
@@ -240,6 +240,7 @@ def entra_hr_provisioning() -> None:
     @task(multiple_outputs=True)
     def extract(params: dict[str, Any] | None = None, run_id: str | None = None) -> dict[str, Any]:
         """Stage the HR rows as text in ``hr_raw.parquet``; return the run's paths and the job's ledger."""
+        check_run_inputs(params, DATA, source_params=("hr_path",) if params["hr_source"] == "csv" else ())
         root = resolve_staging_root(params)
         run = to_path(str(pipeline.run_dir(root, DAG_ID, run_id)))
         snap = to_path(str(pipeline.snapshot_dir(root, DAG_ID)))
@@ -379,6 +380,7 @@ def entra_hr_provisioning() -> None:
                 "dag_id": DAG_ID,
                 "run_id": run_id,
                 "status": status,
+                "message": message,
                 "records_sent": 0,
                 "guard": decision,
                 "plan": planned,

@@ -34,7 +34,7 @@ from airflow_provider_entra.operators.bulk_upload import EntraBulkUploadOperator
 from airflow_provider_entra.operators.job_health import EntraJobHealthOperator
 from airflow_provider_entra.provisioning import pipeline
 from airflow_provider_entra.sensors.provisioning_logs import EntraProvisioningLogSensor
-from airflow_provider_entra.staging import resolve_staging_root, to_path
+from airflow_provider_entra.staging import check_run_inputs, resolve_staging_root, to_path
 
 DAG_ID = "entra_on_demand"
 HR_DAG_ID = "entra_hr_provisioning"
@@ -91,6 +91,7 @@ def entra_on_demand() -> None:
     @task(multiple_outputs=True)
     def select(params: dict[str, Any] | None = None, run_id: str | None = None) -> dict[str, Any]:
         """Read and map the HR export; pick the employees asked for and their never-sent managers."""
+        check_run_inputs(params, DATA)
         root = resolve_staging_root(params)
         run = to_path(str(pipeline.run_dir(root, DAG_ID, run_id)))
         ledger = pipeline.ledger_path(root, EntraHook(CONN_ID).job_id)

@@ -338,6 +338,23 @@ def concat_quarantine(frames: Iterable[pd.DataFrame]) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)
 
 
+#: What a column name of an HR export looks like; a header with anything else is not echoed in messages (the
+#: file may not be an export at all: a credentials file named as ``hr_path`` must not show its first line).
+_COLUMN_NAME = re.compile(r"^[\w][\w .()#/&'+-]{0,63}$")
+
+
+def describe_columns(columns: Iterable[object]) -> str:
+    """``columns present: A, B, C`` when every name looks like a column name; otherwise a description that
+    shows none of the file's content."""
+    names = [str(c) for c in columns]
+    if names and all(_COLUMN_NAME.match(n) for n in names):
+        return f"columns present: {', '.join(names)}"
+    return (
+        f"the first line has {len(names)} field(s) that do not look like column names, so it is not shown: "
+        "is this file an HR export (a CSV with a header row)?"
+    )
+
+
 class HrSchemaError(ValueError):
     """The HR export as a whole is unusable (for example required columns are missing).
 

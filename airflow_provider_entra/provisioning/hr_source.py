@@ -46,7 +46,7 @@ from typing import Any
 
 import pandas as pd
 
-from airflow_provider_entra.provisioning._hr import HrSchemaError
+from airflow_provider_entra.provisioning._hr import HrSchemaError, describe_columns
 
 __all__ = ["DELIMITERS", "HrSourceError", "decode_hr_bytes", "read_hr_csv", "read_hr_csv_bytes"]
 
@@ -181,7 +181,7 @@ def read_hr_csv_bytes(data: bytes, *, source: str | None = None, allow_empty: bo
     if blanks:
         raise HrSourceError(
             f"{name}: header column(s) {', '.join(map(str, blanks))} have no name "
-            f"(header: {delimiter.join(stripped)!r})"
+            f"({describe_columns(h for h in stripped if h)})"
         )
     repeated = sorted(h for h, n in Counter(stripped).items() if n > 1)
     if repeated:

@@ -366,7 +366,7 @@ def _stage_counts(quarantine: pd.DataFrame) -> dict[str, int]:
 
 
 _VALUE_IN_REASON = re.compile(r"'[^']*'")
-_NUMBER_IN_REASON = re.compile(r"\d+")
+_NUMBER_IN_REASON = re.compile(r"\b\d+\b")
 
 
 def top_reasons(quarantine: pd.DataFrame, top: int = 5) -> list[list[Any]]:

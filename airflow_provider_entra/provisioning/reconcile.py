@@ -102,8 +102,10 @@ ACTION_CREATE = "create"
 UNRESOLVED_REFERENCE = "UnableToResolveReferenceAttributeValue"
 
 #: How much earlier than a record's acceptance (the 202's ``Date``) an entry may be dated and still count for
-#: that record: both clocks have whole-second resolution.
-DEFAULT_TOLERANCE_SECONDS = 1.0
+#: that record. Both timestamps are Microsoft's, truncated to whole seconds, and an upload's entries are
+#: written after it was accepted, so none is dated before its own ``Date``: 0 is exact, and any more lets an
+#: entry of a run seconds earlier count (a second run one second after the first shared its entry with 1 s).
+DEFAULT_TOLERANCE_SECONDS = 0.0
 
 #: Columns of the frame :func:`reconcile` returns, in order.
 OUTCOME_COLUMNS: tuple[str, ...] = (

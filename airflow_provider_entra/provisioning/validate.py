@@ -29,6 +29,7 @@ from airflow_provider_entra.provisioning._hr import (
     canonical_status,
     clean_frame,
     concat_quarantine,
+    describe_columns,
     has_control_chars,
     isin_text,
     matches,
@@ -53,6 +54,7 @@ __all__ = [
 ]
 
 STAGE = "validate"
+
 _SHOWN_COLUMNS = 5
 
 #: Longest WorkerID accepted as an externalId.
@@ -130,8 +132,7 @@ def validate_hr(
     missing = [c for c in required if c not in df.columns]
     if missing:
         raise HrSchemaError(
-            f"HR export is missing required column(s): {', '.join(missing)} (columns present: "
-            f"{', '.join(map(str, df.columns))})",
+            f"HR export is missing required column(s): {', '.join(missing)} ({describe_columns(df.columns)})",
             missing=missing,
         )
     if not df.index.is_unique:

@@ -144,9 +144,9 @@ class EntraProvisioningLogSensor(BaseSensorOperator):
     :param acceptance_tolerance_seconds: *seconds*. Each record is verified only by its own entries: those
         dated at or after the moment Graph accepted the request carrying it (the 202's ``Date`` header,
         Microsoft's clock, as recorded by the upload in ``accepted_at``) minus this tolerance. The default,
-        1 second, covers the whole-second resolution of both timestamps; an entry an earlier run wrote a few
-        seconds before this upload never counts. The poll window starts at the earliest acceptance minus this
-        tolerance.
+        0, is exact: both timestamps are truncated to whole seconds and an upload's entries are written after
+        its acceptance; an entry an earlier run wrote before this upload's second never counts. The poll
+        window starts at the earliest acceptance minus this tolerance.
     :param clock_skew_seconds: fallback only, for records whose acceptance time is unknown (a 202 without a
         ``Date`` header, or an upload summary from before acceptance times were recorded): for them the
         window starts, and older entries are ignored, this long before the first submit by the worker's

@@ -30,10 +30,12 @@ def test_unchanged_export_sends_nothing_and_one_changed_row_sends_one(dags, entr
     first = dags.run(DAG_ID, tmp_path / "staging")
     assert first.state == DagRunState.SUCCESS, dags.states(first)
     summary = dags.xcom(first, "report")
-    assert summary["records_sent"] == summary["changes"]["joiner"] == 284
-    assert summary["outcomes"]["success"] == 284 and summary["committed"] == 284
+    # 284 active joiners, and 16 inactive workers sent disabled (their accounts may exist already).
+    assert summary["changes"]["joiner"] == 284 and summary["changes"]["inactive_new"] == 16
+    assert summary["records_sent"] == 300
+    assert summary["outcomes"]["success"] == 300 and summary["committed"] == 300
     users = directory(emulator)
-    assert len(users) == 284
+    assert len(users) == 300 and sum(u["accountEnabled"] for u in users.values()) == 284
     # Managers first: every provisioned employee whose manager is provisioned has that manager set.
     hr = pd.read_csv(dags.data / "hr_employees.csv", dtype=str, keep_default_na=False).set_index("WorkerID")
     for worker, user in users.items():
@@ -44,7 +46,7 @@ def test_unchanged_export_sends_nothing_and_one_changed_row_sends_one(dags, entr
     second = dags.run(DAG_ID, tmp_path / "staging")
     assert second.state == DagRunState.SUCCESS, dags.states(second)
     assert dags.xcom(second, "report")["records_sent"] == 0
-    assert dags.xcom(second, "plan")["changes"]["unchanged"] == 284
+    assert dags.xcom(second, "plan")["changes"]["unchanged"] == 300
     assert bulk_calls(emulator) == calls and emulator.stats()["operations_received"] == operations
     assert dags.states(second)["verify"] == TaskInstanceState.SUCCESS
 
@@ -57,6 +59,9 @@ def test_unchanged_export_sends_nothing_and_one_changed_row_sends_one(dags, entr
     assert third.state == DagRunState.SUCCESS, dags.states(third)
     report = dags.xcom(third, "report")
     assert report["records_sent"] == 1 and report["changes"]["mover"] == 1
+    # The report names what changed.
+    html = Path(report["files"]["report_html"].removeprefix("file://")).read_text()
+    assert "title" in html and "mover" in html
     assert emulator.stats()["operations_received"] == operations + 1
     assert bulk_calls(emulator) == calls + 1
     assert directory(emulator)[worker]["jobTitle"] == "Chief Tea Officer"
@@ -80,12 +85,14 @@ def test_microsoft_sample1_export(dags, entra_env, tmp_path, microsoft_sample):
     valid = hr[~hr["WorkerID"].isin(conflicting)].drop_duplicates("WorkerID").set_index("WorkerID")
     active = set(valid.index[valid["WorkerStatus"] == "Active"])
     users = directory(emulator)
-    # Every distinct valid WorkerID that is active is in Entra; inactive workers Entra never saw are not
-    # created just to be disabled (the plan counts them as skipped_inactive_new).
-    assert set(users) == active
+    # Every distinct valid WorkerID is in Entra: the active ones enabled, the 123 inactive ones disabled
+    # (as Microsoft's CSV2SCIM sends them: their accounts may already exist and must not stay enabled).
+    assert set(users) == set(valid.index) and len(users) == 239
+    assert {w for w, u in users.items() if u["accountEnabled"]} == active
+    assert len(valid) - len(active) == 123
     plan = dags.xcom(dag_run, "plan")
     assert plan["changes"]["joiner"] == len(active)
-    assert plan["changes"]["skipped_inactive_new"] == len(valid) - len(active)
+    assert plan["changes"]["inactive_new"] == len(valid) - len(active)
 
     quarantine = pd.read_csv(
         dags.xcom(dag_run, "transform")["quarantine_path"].removeprefix("file://"), dtype=str
@@ -95,21 +102,27 @@ def test_microsoft_sample1_export(dags, entra_env, tmp_path, microsoft_sample):
     assert quarantine["reason"].str.contains("with different values").all()
     assert dags.read_summary(dag_run)["transform"]["quarantined"] == len(quarantine)
 
-    resolved = 0
+    resolved = inside = 0
     for worker, user in users.items():
         manager = valid.at[worker, "ManagerID"]
         if manager in users:
-            assert user["managerEmployeeId"] == manager, worker
-            resolved += 1
+            inside += 1
+            resolved += user["managerEmployeeId"] == manager
         else:
             assert user["managerEmployeeId"] is None, worker
-    assert resolved > 0
+    assert inside == 73 and resolved >= 0.95 * inside
     outcomes = dags.xcom(dag_run, "verify")["outcomes"]
     assert outcomes["failure"] == 0 and outcomes["missing"] == 0
     # Managers outside the file cannot resolve: Entra writes the user and logs the unresolved reference.
-    assert outcomes["warning"] == len(active) - resolved - int(
-        (valid.loc[list(active), "ManagerID"] == "").sum()
+    assert outcomes["warning"] == len(valid) - inside - int((valid["ManagerID"] == "").sum())
+
+    # An unchanged re-run sends nothing: the unresolvable managers are not retried forever.
+    calls = bulk_calls(emulator)
+    again = dags.run(
+        DAG_ID, tmp_path, hr_path=str(export), mapping_path=str(dags.data / "csv2scim_mapping.yaml")
     )
+    assert again.state == DagRunState.SUCCESS, dags.states(again)
+    assert dags.xcom(again, "report")["records_sent"] == 0 and bulk_calls(emulator) == calls
 
 
 def _truncated(data: Path, tmp_path: Path) -> Path:
@@ -209,8 +222,8 @@ def test_dry_run_sends_nothing(dags, entra_env, tmp_path):
     summary = dags.xcom(dag_run, "report")
     assert summary["status"] == "dry_run" and summary["records_sent"] == 0
     requests = Path(summary["files"]["dry_run_requests"].removeprefix("file://")).read_text().splitlines()
-    assert sum(len(json.loads(line)["Operations"]) for line in requests) == 284
-    assert not Path(str(tmp_path), DAG_ID, "snapshot", "hr_snapshot.parquet").exists()
+    assert sum(len(json.loads(line)["Operations"]) for line in requests) == 300
+    assert not (tmp_path / "ledger").exists()  # nothing committed
 
 
 def test_sql_source_reads_the_export_from_a_database(dags, entra_env, tmp_path, monkeypatch):
@@ -235,4 +248,6 @@ def test_sql_source_reads_the_export_from_a_database(dags, entra_env, tmp_path, 
     extract = dags.xcom(run, "extract")
     assert extract["rows"] == len(hr) and "hr_db" in extract["source"]
     active = set(hr.loc[hr["WorkerStatus"] == "Active", "WorkerID"])
-    assert set(directory(entra_env)) == active
+    users = directory(entra_env)
+    assert set(users) == set(hr["WorkerID"])
+    assert {w for w, u in users.items() if u["accountEnabled"]} == active

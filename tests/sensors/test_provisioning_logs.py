@@ -400,10 +400,8 @@ def test_a_run_seconds_after_another_reports_its_own_outcome(entra_env, tmp_path
     with pytest.raises(TaskDeferred) as raised:
         deferred.execute({"run_id": "b"})
     trigger = raised.value.trigger
-    assert trigger.tolerance_seconds == 1.0
-    assert datetime.fromisoformat(trigger.since) == datetime.fromisoformat(
-        second["first_accepted"]
-    ) - timedelta(seconds=1)
+    assert trigger.tolerance_seconds == 0.0
+    assert datetime.fromisoformat(trigger.since) == datetime.fromisoformat(second["first_accepted"])
     event = asyncio.run(_first_event(trigger))
     result = deferred.execute_complete({"run_id": "b"}, event=event)
     assert result["outcomes"]["skipped"] == 1 and result["outcomes"]["success"] == 0
@@ -435,7 +433,7 @@ def test_poll_window_starts_at_the_earliest_acceptance_minus_the_tolerance(tmp_p
         return EntraProvisioningLogSensor(task_id="v", upload_summary=summary, **kwargs)._since()
 
     later = accepted + timedelta(seconds=20)
-    assert since([later, accepted]) == accepted - timedelta(seconds=1)
+    assert since([later, accepted]) == accepted
     assert since([later, accepted], acceptance_tolerance_seconds=0.5) == accepted - timedelta(seconds=0.5)
     # Unknown acceptance (no Date header): the local submit clock with clock_skew_seconds is the fallback.
     assert since([None, None]) == submit - timedelta(seconds=120)

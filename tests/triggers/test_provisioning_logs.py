@@ -311,9 +311,18 @@ def test_restored_entries_follow_the_per_record_rule(tmp_path):
     own = entry("b", accepted - timedelta(seconds=1), "other", "skipped")  # within the tolerance
     entries.write_text(json.dumps(earlier) + "\n" + json.dumps(own) + "\n")
     rebuilt = ProvisioningLogCollector(
-        ["x"], since=accepted - timedelta(seconds=120), entries_path=entries, accepted_at={"x": accepted}
+        ["x"],
+        since=accepted - timedelta(seconds=120),
+        entries_path=entries,
+        accepted_at={"x": accepted},
+        tolerance_seconds=1.0,
     ).restore()
     assert rebuilt.resolved == 1 and rebuilt.is_complete()
+    # With the default tolerance (0: exact) the entry dated a second before the acceptance does not count.
+    exact = ProvisioningLogCollector(
+        ["x"], since=accepted - timedelta(seconds=120), entries_path=entries, accepted_at={"x": accepted}
+    ).restore()
+    assert exact.resolved == 0
     # Without acceptance times the window start is the only cutoff (the fallback): both entries count.
     fallback = ProvisioningLogCollector(
         ["x"], since=accepted - timedelta(seconds=120), entries_path=entries
