@@ -46,6 +46,7 @@ __all__ = [
     "local_path",
     "read_frame",
     "read_jsonl",
+    "purge_old_runs",
     "resolve_staging_root",
     "source_roots",
     "to_path",
@@ -143,6 +144,39 @@ def check_run_inputs(
         )
     except InputError as exc:
         raise AirflowFailException(str(exc)) from None
+
+
+#: The run Param holding the retention of personal data in run folders, in days.
+RETENTION_PARAM = "retention_days"
+#: Its default in the example DAGs.
+DEFAULT_RETENTION_DAYS = 30
+
+
+def purge_old_runs(params: Mapping[str, Any] | None, dag_id: str) -> dict[str, Any]:
+    """Delete the personal data of ``dag_id``'s run folders older than the Param ``retention_days``; keep run
+    summaries (counts) and the ledger (see :mod:`~airflow_provider_entra.provisioning.retention`).
+
+    :param params: the run's Params (``retention_days``, ``staging_path``).
+    :param dag_id: the DAG whose run folders to purge.
+    :return: what :func:`~airflow_provider_entra.provisioning.retention.purge_personal_data` returns.
+    """
+    from datetime import timedelta
+
+    from airflow_provider_entra.provisioning.retention import purge_personal_data
+
+    days = float((params or {}).get(RETENTION_PARAM, DEFAULT_RETENTION_DAYS))
+    summary = purge_personal_data(
+        to_path(resolve_staging_root(params)), dag_id, older_than=timedelta(days=days)
+    )
+    log.info(
+        "Retention %g day(s): personal data of %d of %d run folder(s) deleted (%d file(s), %d bytes)",
+        days,
+        summary["runs_purged"],
+        summary["runs_examined"],
+        summary["files_deleted"],
+        summary["bytes_freed"],
+    )
+    return summary
 
 
 def local_path(path: str | os.PathLike[str] | ObjectStoragePath) -> Path | None:

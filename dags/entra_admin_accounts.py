@@ -33,7 +33,13 @@ from airflow_provider_entra.operators.bulk_upload import EntraBulkUploadOperator
 from airflow_provider_entra.operators.job_health import EntraJobHealthOperator
 from airflow_provider_entra.provisioning import pipeline
 from airflow_provider_entra.sensors.provisioning_logs import EntraProvisioningLogSensor
-from airflow_provider_entra.staging import check_run_inputs, resolve_staging_root, to_path
+from airflow_provider_entra.staging import (
+    DEFAULT_RETENTION_DAYS,
+    check_run_inputs,
+    purge_old_runs,
+    resolve_staging_root,
+    to_path,
+)
 
 DAG_ID = "entra_admin_accounts"
 HR_DAG_ID = "entra_hr_provisioning"
@@ -85,6 +91,13 @@ log = logging.getLogger(__name__)
         ),
         "approve_disables": Param(
             False, type="boolean", description="Approve this run's disables even when the guard trips."
+        ),
+        "retention_days": Param(
+            DEFAULT_RETENTION_DAYS,
+            type="number",
+            minimum=0,
+            description="Delete the personal data of this DAG's run folders older than this many days "
+            "(run summaries with their counts, and the ledger, are kept).",
         ),
         "staging_path": Param(
             None,
@@ -230,6 +243,12 @@ def entra_admin_accounts() -> None:
             )
         return summary
 
+    @task
+    def cleanup(params: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Delete the personal data of this DAG's run folders older than ``retention_days`` (independent of
+        the other tasks: it never holds up provisioning, and a failure shows in the run)."""
+        return purge_old_runs(params, DAG_ID)
+
     derived = derive()
     planned = plan(derived)
     decided = guard(derived, planned)
@@ -257,6 +276,7 @@ def entra_admin_accounts() -> None:
     reported = report(derived, planned, upload.output)
     preflight >> derived
     decided >> upload >> verify >> committed >> reported
+    cleanup()
 
 
 entra_admin_accounts()

@@ -51,7 +51,13 @@ from airflow_provider_entra.operators.bulk_upload import EntraBulkUploadOperator
 from airflow_provider_entra.operators.job_health import EntraJobHealthOperator
 from airflow_provider_entra.provisioning import pipeline
 from airflow_provider_entra.sensors.provisioning_logs import EntraProvisioningLogSensor
-from airflow_provider_entra.staging import check_run_inputs, resolve_staging_root, to_path
+from airflow_provider_entra.staging import (
+    DEFAULT_RETENTION_DAYS,
+    check_run_inputs,
+    purge_old_runs,
+    resolve_staging_root,
+    to_path,
+)
 
 try:  # human approval in the UI: Airflow >= 3.1 (standard provider)
     from airflow.providers.standard.operators.hitl import ApprovalOperator
@@ -182,12 +188,19 @@ if ApprovalOperator is not None:
             type="boolean",
             description="Go ahead even when the data-quality gate trips (quarantined people are held).",
         ),
+        "prehire_policy": Param(
+            "disabled",
+            enum=list(pipeline.PREHIRE_POLICIES),
+            description="Joiners whose HireDate is still to come: created disabled and enabled on that day "
+            "(disabled), or enabled at once (enabled).",
+        ),
         "inactive_scope_days": Param(
             None,
             type=["null", "integer"],
             minimum=0,
             description="Inactive workers the ledger does not know are sent disabled (their account may "
-            "exist). A number: leave out those whose TerminationDate is more than that many days ago.",
+            "exist). A number: leave out those whose TerminationDate is more than that many days ago "
+            "(0: leave out every one).",
         ),
         "approval_timeout_minutes": Param(
             60,
@@ -209,6 +222,13 @@ if ApprovalOperator is not None:
             minimum=0,
             maximum=100,
             description="Fail the run when more than this percentage of the records sent failed (null: off).",
+        ),
+        "retention_days": Param(
+            DEFAULT_RETENTION_DAYS,
+            type="number",
+            minimum=0,
+            description="Delete the personal data of this DAG's run folders older than this many days "
+            "(run summaries with their counts, and the ledger, are kept).",
         ),
         "staging_path": Param(
             None,
@@ -305,6 +325,7 @@ def entra_hr_provisioning() -> None:
             held_path=to_path(transformed["held_path"]),
             normalised_path=to_path(transformed["normalised_path"]),
             inactive_scope_days=params["inactive_scope_days"],
+            prehire_policy=params["prehire_policy"],
         )
         changes = ", ".join(f"{n} {kind}" for kind, n in summary["changes"].items() if n)
         log.info("Plan: %d record(s) to send (%s)", summary["to_send"], changes or "no changes")
@@ -512,6 +533,12 @@ def entra_hr_provisioning() -> None:
             raise AirflowFailException(f"{problem} Report: {files['report_html']}")
         return summary
 
+    @task
+    def cleanup(params: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Delete the personal data of this DAG's run folders older than ``retention_days`` (independent of
+        the other tasks: it never holds up provisioning, and a failure shows in the run)."""
+        return purge_old_runs(params, DAG_ID)
+
     extracted = extract()
     transformed = transform(extracted)
     planned = plan(extracted, transformed)
@@ -555,6 +582,7 @@ def entra_hr_provisioning() -> None:
         )
         decided >> approval >> staged
     staged >> upload >> verify >> committed >> reported
+    cleanup()
 
 
 entra_hr_provisioning()

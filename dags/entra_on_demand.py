@@ -34,7 +34,13 @@ from airflow_provider_entra.operators.bulk_upload import EntraBulkUploadOperator
 from airflow_provider_entra.operators.job_health import EntraJobHealthOperator
 from airflow_provider_entra.provisioning import pipeline
 from airflow_provider_entra.sensors.provisioning_logs import EntraProvisioningLogSensor
-from airflow_provider_entra.staging import check_run_inputs, resolve_staging_root, to_path
+from airflow_provider_entra.staging import (
+    DEFAULT_RETENTION_DAYS,
+    check_run_inputs,
+    purge_old_runs,
+    resolve_staging_root,
+    to_path,
+)
 
 DAG_ID = "entra_on_demand"
 HR_DAG_ID = "entra_hr_provisioning"
@@ -70,6 +76,13 @@ DATA = Path(__file__).parent / "data"
             str(DATA / "hr_mapping.yaml"), type="string", description="Attribute mapping (as the HR DAG's)."
         ),
         "upn_domain": Param("contoso.com", type="string", description="Domain of derived UPNs."),
+        "retention_days": Param(
+            DEFAULT_RETENTION_DAYS,
+            type="number",
+            minimum=0,
+            description="Delete the personal data of this DAG's run folders older than this many days "
+            "(run summaries with their counts, and the ledger, are kept).",
+        ),
         "staging_path": Param(
             None,
             type=["null", "string"],
@@ -169,6 +182,12 @@ def entra_on_demand() -> None:
             raise AirflowFailException("; ".join(problems) + ". The others were sent.")
         return {"sent": uploaded.get("records", 0), "outcomes": verified.get("outcomes", {})}
 
+    @task
+    def cleanup(params: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Delete the personal data of this DAG's run folders older than ``retention_days`` (independent of
+        the other tasks: it never holds up provisioning, and a failure shows in the run)."""
+        return purge_old_runs(params, DAG_ID)
+
     selected = select()
     upload = EntraBulkUploadOperator(
         task_id="upload",
@@ -193,6 +212,7 @@ def entra_on_demand() -> None:
     )
     preflight >> selected
     upload >> verify >> commit(selected, verify.output) >> outcomes(selected, upload.output)
+    cleanup()
 
 
 entra_on_demand()

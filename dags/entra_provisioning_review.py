@@ -28,7 +28,12 @@ from airflow_provider_entra.operators.job_health import EntraJobHealthOperator
 from airflow_provider_entra.provisioning import pipeline
 from airflow_provider_entra.provisioning.reconcile import outcome_summary
 from airflow_provider_entra.provisioning.report import write_report
-from airflow_provider_entra.staging import resolve_staging_root, to_path
+from airflow_provider_entra.staging import (
+    DEFAULT_RETENTION_DAYS,
+    purge_old_runs,
+    resolve_staging_root,
+    to_path,
+)
 
 DAG_ID = "entra_provisioning_review"
 
@@ -59,6 +64,13 @@ DAG_ID = "entra_provisioning_review"
             description="Fail when more than this percentage of the records failed (null: off).",
         ),
         "page_size": Param(500, type="integer", minimum=1, description="Log entries per page."),
+        "retention_days": Param(
+            DEFAULT_RETENTION_DAYS,
+            type="number",
+            minimum=0,
+            description="Delete the personal data of this DAG's run folders older than this many days "
+            "(run summaries with their counts, and the ledger, are kept).",
+        ),
         "staging_path": Param(
             None,
             type=["null", "string"],
@@ -122,7 +134,14 @@ def entra_provisioning_review() -> None:
             )
         return summary
 
+    @task
+    def cleanup(params: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Delete the personal data of this DAG's run folders older than ``retention_days`` (independent of
+        the other tasks: it never holds up provisioning, and a failure shows in the run)."""
+        return purge_old_runs(params, DAG_ID)
+
     review_logs()
+    cleanup()
 
 
 entra_provisioning_review()

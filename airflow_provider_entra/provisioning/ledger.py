@@ -81,6 +81,26 @@ PROVING_SKIP_REASONS = frozenset({"RedundantExport"})
 #: A record skipped (or left with an unresolved manager) the same way, with the same content, in this many
 #: runs is *stuck*: it is not sent again until its content changes (or a full sync), and every run reports it.
 STUCK_AFTER_RUNS = 2
+#: What a person can do about a record Entra keeps skipping, by ``SkipReason`` (our reading of Microsoft's
+#: provisioning-log reasons; see docs/emulator.md).
+SKIP_ACTIONS: dict[str, str] = {
+    "NotEffectivelyEntitled": (
+        "Entra leaves the record out: it is inactive and no matching account exists, or the app's scoping "
+        "filters exclude it. If that is intended, leave inactive workers out of the run (Param "
+        "inactive_scope_days); otherwise widen the provisioning app's scoping."
+    ),
+    "TooManyDeletes": (
+        "Entra's accidental-deletion threshold holds these disables. Review them in the provisioning logs, "
+        "then restart the job with resetScope ForceDeletes (or raise its threshold)."
+    ),
+    "UnableToResolveReferenceAttributeValue": (
+        "The manager is not a user this job provisioned: provision the manager through this job, or correct "
+        "the record's manager in HR."
+    ),
+}
+_DEFAULT_ACTION = (
+    "Read Entra's description, fix the record or the provisioning app, then send it again (full sync)."
+)
 #: Columns of the skip rows.
 SKIP_DTYPES: dict[str, Any] = {
     "externalId": TEXT_DTYPE,
@@ -161,8 +181,8 @@ class Ledger:
     def stuck(self) -> pd.DataFrame:
         """Records skipped the same way, with the same content, in :data:`STUCK_AFTER_RUNS` runs or more.
 
-        :return: ``externalId``, ``record_hash``, ``reason``, ``detail``, ``runs``, one row per record
-            (the most repeated reason).
+        :return: ``externalId``, ``record_hash``, ``reason``, ``detail``, ``runs``, ``action`` (what a
+            person can do, :data:`SKIP_ACTIONS`), one row per record (the most repeated reason).
         """
         if self.skips.empty:
             return pd.DataFrame(
@@ -172,6 +192,7 @@ class Ledger:
                     "reason": pd.Series([], dtype=TEXT_DTYPE),
                     "detail": pd.Series([], dtype=TEXT_DTYPE),
                     "runs": pd.Series([], dtype="int64"),
+                    "action": pd.Series([], dtype=TEXT_DTYPE),
                 }
             )
         keys = ["externalId", "record_hash", "reason"]
@@ -183,7 +204,9 @@ class Ledger:
         table = table.sort_values(["externalId", "runs"], kind="stable").drop_duplicates(
             "externalId", keep="last"
         )
-        return table.loc[:, ["externalId", "record_hash", "reason", "detail", "runs"]].reset_index(drop=True)
+        table["action"] = table["reason"].map(lambda r: SKIP_ACTIONS.get(str(r), _DEFAULT_ACTION))
+        columns = ["externalId", "record_hash", "reason", "detail", "runs", "action"]
+        return table.loc[:, columns].reset_index(drop=True)
 
 
 def _list(path: Any) -> tuple[Any, str, list[str]]:

@@ -492,9 +492,13 @@ def transform(
 def _out_of_scope(
     mapped: pd.DataFrame, normalised_path: Any | None, schema: HrSchema, days: float | None, today: datetime
 ) -> np.ndarray | None:
-    """Inactive workers whose termination date is more than ``days`` days ago (unknown date: in scope)."""
+    """Inactive workers whose termination date is more than ``days`` days ago (unknown date: in scope);
+    ``days == 0``: every inactive worker."""
     if days is None:
         return None
+    inactive = ~mapped["active"].astype(bool).to_numpy()
+    if float(days) == 0:
+        return inactive
     if normalised_path is None or not _exists(normalised_path):
         return None
     normalised = read_frame(normalised_path)
@@ -506,8 +510,32 @@ def _out_of_scope(
     by_id = by_id[~by_id.index.duplicated()]
     when = mapped["externalId"].astype(str).map(by_id)
     cutoff = pd.Timestamp(today) - pd.Timedelta(days=float(days))
-    inactive = ~mapped["active"].astype(bool).to_numpy()
     return inactive & (when < cutoff).fillna(False).to_numpy(dtype=bool)
+
+
+#: What to do with a joiner whose hire date is still to come: create the account disabled until that day
+#: (as Microsoft's HR connectors do with pre-hires), or enabled at once.
+PREHIRE_POLICIES = ("disabled", "enabled")
+
+
+def _prehires(
+    mapped: pd.DataFrame, normalised_path: Any | None, schema: HrSchema, policy: str, now: datetime
+) -> np.ndarray | None:
+    """Active workers whose hire date is after ``now`` (``None`` when the policy enables them at once)."""
+    if policy not in PREHIRE_POLICIES:
+        raise ValueError(f"prehire_policy must be one of {', '.join(PREHIRE_POLICIES)}, got {policy!r}")
+    if policy == "enabled" or normalised_path is None or not _exists(normalised_path):
+        return None
+    normalised = read_frame(normalised_path)
+    if schema.hire_date not in normalised.columns:
+        return None
+    hired = pd.to_datetime(normalised[schema.hire_date], utc=True, errors="coerce", format="ISO8601")
+    by_id = pd.Series(hired.to_numpy(), index=normalised[schema.worker_id].astype(str))
+    by_id = by_id[~by_id.index.duplicated()]
+    when = mapped["externalId"].astype(str).map(by_id)
+    return (when > pd.Timestamp(now)).fillna(False).to_numpy(dtype=bool) & mapped["active"].astype(
+        bool
+    ).to_numpy()
 
 
 def plan(
@@ -520,6 +548,7 @@ def plan(
     held_path: Any | None = None,
     normalised_path: Any | None = None,
     inactive_scope_days: float | None = None,
+    prehire_policy: str = "disabled",
     schema: HrSchema = HrSchema(),
     today: datetime | None = None,
 ) -> dict[str, Any]:
@@ -535,19 +564,21 @@ def plan(
     :param inactive_scope_days: ``None`` (default): send every inactive worker the ledger does not know, as
         ``active: false``. A number: leave out those whose termination date (the schema's
         ``termination_date`` column) is more than that many days ago; without a known date they are sent.
+        ``0``: leave out every inactive worker the ledger does not know.
+    :param prehire_policy: ``disabled`` (default): a joiner whose hire date (the schema's ``hire_date``) is
+        still to come is created disabled and enabled on that day; ``enabled``: at once.
     :param schema: the HR column names.
-    :param today: the reference date of the scope (default: now, UTC).
+    :param today: the reference time of the scope and the pre-hire policy (default: now, UTC).
     :return: ``{"to_send", "changes": {kind: count}, "disables", "active", "ledger_rows", "held",
         "stuck", "full_sync", "missing_policy", "delta_path"}``; ``stuck`` lists ``{"externalId",
-        "reason", "detail", "runs"}``.
+        "reason", "detail", "runs", "action"}``.
     """
     mapped = read_frame(mapped_path)
     book = _ledger.read_ledger(ledger)
     state = book.state
     held = read_frame(held_path)["externalId"] if held_path is not None and _exists(held_path) else None
-    scope = _out_of_scope(
-        mapped, normalised_path, schema, inactive_scope_days, today or datetime.now(timezone.utc)
-    )
+    now = today or datetime.now(timezone.utc)
+    scope = _out_of_scope(mapped, normalised_path, schema, inactive_scope_days, now)
     delta = plan_delta(
         mapped,
         state,
@@ -556,6 +587,7 @@ def plan(
         held_ids=held,
         stuck=book.stuck(),
         out_of_scope=scope,
+        prehire=_prehires(mapped, normalised_path, schema, prehire_policy, now),
     )
     delta_path = _write_parquet(delta.frame, join(out_dir, DELTA_NAME))
     return {
@@ -572,12 +604,14 @@ def plan(
                 "reason": str(r.reason),
                 "detail": _text_or_none(r.detail),
                 "runs": int(r.runs),
+                "action": str(r.action),
             }
             for r in delta.stuck.head(MAX_LISTED_IDS).itertuples(index=False)
         ],
         "full_sync": bool(full_sync),
         "missing_policy": missing_policy,
         "inactive_scope_days": inactive_scope_days,
+        "prehire_policy": prehire_policy,
         "delta_path": delta_path,
     }
 

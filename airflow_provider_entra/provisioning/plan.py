@@ -13,6 +13,8 @@ change                     condition                                            
 ``rehire``                 inactive in the ledger, active in the feed                        sent   sent
 ``missing_disable``        active in the ledger, absent from the feed, policy ``disable``     sent   sent
 ``inactive_new``           not in the ledger, inactive, in scope: sent as ``active: false``  sent   sent
+``prehire``                not in the ledger (or held disabled), hire date still to come:    sent   sent
+                           sent as ``active: false`` (enabled as a ``rehire`` on the day)
 ``unchanged``              same hash, same active flag                                       --     sent
 ``inactive_changed``       inactive before and now, hash differs                             --     sent
 ``out_of_scope``           not in the ledger, inactive, outside the declared scope           --     --
@@ -62,6 +64,7 @@ __all__ = [
     "MISSING_IGNORED",
     "MOVER",
     "OUT_OF_SCOPE",
+    "PREHIRE",
     "REHIRE",
     "SENT_CHANGES",
     "STUCK",
@@ -76,6 +79,7 @@ LEAVER = "leaver"
 REHIRE = "rehire"
 MISSING_DISABLE = "missing_disable"
 INACTIVE_NEW = "inactive_new"
+PREHIRE = "prehire"
 UNCHANGED = "unchanged"
 INACTIVE_CHANGED = "inactive_changed"
 OUT_OF_SCOPE = "out_of_scope"
@@ -84,7 +88,7 @@ STUCK = "stuck"
 MISSING_IGNORED = "missing_ignored"
 
 #: Changes sent in a delta run.
-SENT_CHANGES = (JOINER, MOVER, LEAVER, REHIRE, MISSING_DISABLE, INACTIVE_NEW)
+SENT_CHANGES = (JOINER, MOVER, LEAVER, REHIRE, MISSING_DISABLE, INACTIVE_NEW, PREHIRE)
 #: Changes additionally sent when ``full_sync`` is on.
 FULL_SYNC_EXTRA = (UNCHANGED, INACTIVE_CHANGED, STUCK)
 #: Every change kind, in report order.
@@ -157,6 +161,7 @@ def plan_delta(
     held_ids: pd.Index | pd.Series | None = None,
     stuck: pd.DataFrame | None = None,
     out_of_scope: np.ndarray | pd.Series | None = None,
+    prehire: np.ndarray | pd.Series | None = None,
 ) -> DeltaPlan:
     """Plan joiners, movers, leavers, rehires, inactive workers and missing-from-feed disables (table in the
     module docstring).
@@ -177,6 +182,9 @@ def plan_delta(
         (:meth:`~airflow_provider_entra.provisioning.ledger.Ledger.stuck`).
     :param out_of_scope: per mapped row, whether an inactive worker unknown to the ledger is outside the
         declared scope (not sent); ``None``: every inactive worker is in scope.
+    :param prehire: per mapped row, whether an active worker's hire date is still to come. Unless the ledger
+        holds the account enabled already, such a worker is sent (and kept) disabled until that day, when the
+        plan enables it as a ``rehire``; ``None``: no pre-hire policy.
     :return: :class:`DeltaPlan`.
     :raises ValueError: on a missing column, a blank or repeated externalId, or a missing ``active`` flag.
     """
@@ -204,6 +212,12 @@ def plan_delta(
     if len(snapshot):
         snap_active = known & snapshot["active"].astype(bool).to_numpy()[safe_pos]
     active = mapped["active"].astype(bool).to_numpy()
+    before_start = (
+        np.zeros(len(ids), dtype=bool)
+        if prehire is None
+        else np.asarray(pd.Series(prehire).fillna(False), dtype=bool) & active & ~snap_active
+    )
+    active = active & ~before_start
     never_sent = (~known) | snap_hash.isna().to_numpy()
     hash_now = to_arrow(mapped["record_hash"].astype(TEXT_DTYPE))
     equal = pc.fill_null(pc.equal(hash_now, to_arrow(snap_hash).cast(hash_now.type)), False)
@@ -236,6 +250,7 @@ def plan_delta(
         ],
         default=kind[UNCHANGED],
     )
+    codes = np.where(before_start & (codes == kind[INACTIVE_NEW]), kind[PREHIRE], codes)
     # A manager Entra could not set (not provisioned then) that the ledger now holds: send the record again.
     retry = np.zeros(len(ids), dtype=bool)
     if len(snapshot) and "unresolved_manager" in snapshot.columns:
@@ -251,6 +266,8 @@ def plan_delta(
     send = np.isin(codes, [kind[k] for k in sendable])
     labels = np.asarray(ALL_CHANGES, dtype=object)
     to_send = mapped[send].assign(change=pd.array(labels[codes[send]], dtype=TEXT_DTYPE))
+    if before_start[send].any():  # pre-hires go out disabled
+        to_send["active"] = to_send["active"].where(~before_start[send], False)
     to_send["changed_attributes"] = _explain_movers(to_send, snapshot, pos[send], retry[send])
 
     in_feed = np.zeros(len(snapshot), dtype=bool)
@@ -305,7 +322,7 @@ def plan_delta(
 
 
 def _stuck_table(stuck: pd.DataFrame | None, ids: pd.Series) -> pd.DataFrame:
-    columns = ["externalId", "reason", "detail", "runs"]
+    columns = ["externalId", "reason", "detail", "runs", "action"]
     if stuck is None or stuck.empty or not len(ids):
         return pd.DataFrame({c: pd.Series([], dtype="int64" if c == "runs" else TEXT_DTYPE) for c in columns})
     table = stuck[isin_text(stuck["externalId"], ids)]

@@ -351,6 +351,8 @@ def _records_table(rows: pd.DataFrame, columns: list[tuple[str, str]], max_rows:
                 cells.append(f'<td class="id">{_esc(value)}</td>')
             elif column in ("reason", "recommended_action"):
                 cells.append(f'<td class="reason">{_esc(value)}</td>')
+            elif column == "change":
+                cells.append(f"<td>{_esc(CHANGE_LABELS.get(str(value), value))}</td>")
             else:
                 cells.append(f"<td>{_esc(value)}</td>")
         body.append(f"<tr>{''.join(cells)}</tr>")
@@ -439,6 +441,7 @@ CHANGE_LABELS = {
     "rehire": "rehire",
     "missing_disable": "missing from the export (disabled)",
     "inactive_new": "inactive, unknown to the ledger (sent disabled)",
+    "prehire": "joiner before the hire date (created disabled)",
     "unchanged": "unchanged (full sync)",
     "inactive_changed": "inactive, changed (full sync)",
     "stuck": "stuck (full sync)",
@@ -503,6 +506,7 @@ def _stuck_section(stuck: list[Mapping[str, Any]] | None) -> str:
         ("reason", "Reason"),
         ("detail", "Entra's description"),
         ("runs", "Runs"),
+        ("action", "What to do"),
     ]
     return (
         f'<section id="stuck"><h2>Stuck records <span class="n">({len(rows)})</span></h2>'

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 import pyarrow.compute as pc
 
@@ -31,6 +32,7 @@ from airflow_provider_entra.provisioning._hr import (
     concat_quarantine,
     describe_columns,
     has_control_chars,
+    index_in,
     isin_text,
     matches,
     parse_boolean,
@@ -175,7 +177,11 @@ def validate_hr(
     why = reasons.result()
     rejected = quarantine_frame(why.index, wid[why.index], STAGE, why)
     valid = without_rows(clean, why.index)
-    warnings = _unknown_managers(valid, schema, known_ids)
+    cycles = _management_cycles(valid, schema)
+    if len(cycles):
+        rejected = concat_quarantine([rejected, cycles]).sort_values("row", kind="stable", ignore_index=True)
+        valid = without_rows(valid, pd.Index(cycles["row"]))
+    warnings = concat_quarantine([_unknown_managers(valid, schema, known_ids), _shared_emails(valid, schema)])
     return ValidationResult(valid=valid, rejected=rejected, warnings=warnings, collapsed=collapsed)
 
 
@@ -257,6 +263,60 @@ def _add_control_char_checks(clean: pd.DataFrame, reasons: Reasons) -> None:
             [f"{col}: contains control character {code}" for code in codes], index=hit[hit].index
         )
         reasons.add(hit, message.reindex(clean.index))
+
+
+def _management_cycles(valid: pd.DataFrame, schema: HrSchema) -> pd.DataFrame:
+    """Quarantine rows whose management chain loops back to them (A reports to B, B to A).
+
+    Entra stores whatever manager it is sent, so a loop would be written to the directory. Each worker has at
+    most one manager, so after repeatedly removing the workers nobody reports to, exactly the loops remain.
+    """
+    if schema.manager_id not in valid.columns or valid.empty:
+        return quarantine_frame(stage=STAGE)
+    ids = valid[schema.worker_id].astype(TEXT_DTYPE)
+    target = index_in(valid[schema.manager_id].astype(TEXT_DTYPE), ids)
+    alive = target >= 0
+    while True:
+        reported = np.bincount(target[alive], minlength=len(ids)) > 0
+        leaves = alive & ~reported
+        if not leaves.any():
+            break
+        alive &= ~leaves
+    if not alive.any():
+        return quarantine_frame(stage=STAGE)
+    rows = np.flatnonzero(alive)
+    reasons = []
+    for start in rows:
+        chain = [ids.iloc[start]]
+        node = target[start]
+        while node != start and len(chain) < 10:
+            chain.append(ids.iloc[node])
+            node = target[node]
+        chain.append(ids.iloc[start] if node == start else "...")
+        reasons.append(
+            f"{schema.manager_id}: management cycle {' -> '.join(chain)}; Entra would store a loop of "
+            "managers, so these workers are held until HR fixes the chain"
+        )
+    labels = valid.index[rows]
+    return quarantine_frame(labels, ids.iloc[rows], STAGE, reasons)
+
+
+def _shared_emails(valid: pd.DataFrame, schema: HrSchema) -> pd.DataFrame:
+    """Warn about one email address on several workers (an address belongs to one person in Entra)."""
+    if schema.email not in valid.columns or valid.empty:
+        return quarantine_frame(stage=STAGE)
+    email = valid[schema.email].astype(TEXT_DTYPE).str.lower()
+    shared = email.notna() & email.duplicated(keep=False)
+    if not shared.any():
+        return quarantine_frame(stage=STAGE)
+    rows = valid.index[shared.to_numpy()]
+    owners = valid.loc[rows, schema.worker_id].astype(str).groupby(email[shared].to_numpy()).agg(", ".join)
+    reason = [
+        f"{schema.email}: '{valid.at[r, schema.email]}' is the email of several workers ({owners[e]}); "
+        "an address belongs to one person in Entra"
+        for r, e in zip(rows, email[shared], strict=True)
+    ]
+    return quarantine_frame(rows, valid.loc[rows, schema.worker_id], STAGE, reason)
 
 
 def _unknown_managers(

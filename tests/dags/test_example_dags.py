@@ -71,7 +71,7 @@ def test_admin_accounts_follow_the_hr_snapshot(dags, entra_env, tmp_path):
 
     # People leaving IT would disable more admin accounts than the stricter guard allows: nothing is sent.
     hr = pd.read_parquet(derived["source"].removeprefix("file://"))
-    feed = tmp_path / "hr_without_it.parquet"
+    feed = staging / "hr_without_it.parquet"  # under the staging root: where a committed feed may be read
     hr[hr["Department"] != "IT"].to_parquet(feed, index=False)
     calls = emulator.stats()["calls"].get("bulkUpload", 0)
     stopped = dags.run("entra_admin_accounts", staging, hr_current_path=str(feed))

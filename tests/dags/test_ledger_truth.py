@@ -236,3 +236,29 @@ def test_a_mixed_day_ends_with_every_leaver_disabled_and_nothing_to_send(dags, e
     final = dags.run(HR_DAG, staging, hr_path=left_path)
     assert final.state == DagRunState.SUCCESS, dags.states(final)
     assert dags.xcom(final, "report")["records_sent"] == 0 and bulk_calls(emulator) == calls
+
+
+def test_records_entra_skips_run_after_run_become_a_visible_problem(dags, entra_env, tmp_path):
+    """Out-of-scope skips (an app whose scoping skips inactive records) are not resent forever."""
+    emulator = entra_env
+    emulator.configure(create_inactive=False)  # Entra answers NotEffectivelyEntitled for unknown inactive
+    staging = tmp_path / "staging"
+    inactive = int((sample(dags)["WorkerStatus"] != "Active").sum())
+    for _ in range(2):  # sent, skipped; sent once more, skipped the same way
+        run = dags.run(HR_DAG, staging)
+        assert run.state == DagRunState.SUCCESS, dags.states(run)
+        assert dags.xcom(run, "commit")["skipped"] == inactive
+    calls = bulk_calls(emulator)
+    stuck = dags.run(HR_DAG, staging)
+    assert stuck.state == DagRunState.FAILED  # a visible problem, not a silent resend
+    assert dags.states(stuck)["report"] == TaskInstanceState.FAILED, dags.states(stuck)
+    plan = dags.xcom(stuck, "plan")
+    assert plan["changes"]["stuck"] == inactive and plan["to_send"] == 0 and bulk_calls(emulator) == calls
+    assert {s["reason"] for s in plan["stuck"]} == {"NotEffectivelyEntitled"}
+    assert all("inactive_scope_days" in s["action"] for s in plan["stuck"])
+    html = Path(dags.read_summary(stuck)["files"]["report_html"].removeprefix("file://")).read_text()
+    assert 'id="stuck"' in html and "NotEffectivelyEntitled" in html
+    # The identity team decides these workers are out of scope: the run is green again, nothing sent.
+    scoped = dags.run(HR_DAG, staging, inactive_scope_days=0)
+    assert scoped.state == DagRunState.SUCCESS, dags.states(scoped)
+    assert dags.xcom(scoped, "plan")["changes"]["out_of_scope"] == inactive and bulk_calls(emulator) == calls

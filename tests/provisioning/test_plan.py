@@ -359,3 +359,19 @@ def test_with_the_scim_mapping_layer_only_changed_attributes_make_movers() -> No
     mapped_dtypes = plan.frame.dtypes.drop(["change", "changed_attributes"])
     assert gone.frame.dtypes.drop(["change", "changed_attributes"]).to_dict() == mapped_dtypes.to_dict()
     assert str(gone.frame["active"].dtype) == "boolean" and not gone.frame["active"].iloc[0]
+
+
+def test_a_joiner_before_the_hire_date_is_created_disabled_and_enabled_on_the_day() -> None:
+    hr = people([("1", "Active", "Sales"), ("2", "Active", "Sales")])
+    future = pd.Series([False, True])  # worker 2 starts next month
+    plan = plan_delta(mapped(hr), empty_snapshot(), prehire=future)
+    sent = plan.frame.set_index("externalId")
+    assert sent["change"].to_dict() == {"1": "joiner", "2": "prehire"}
+    assert sent["active"].to_dict() == {"1": True, "2": False}
+    state = commit_all(empty_snapshot(), plan)
+    # Still before the start date: nothing to send; an account held enabled is never disabled for it.
+    assert plan_delta(mapped(hr), state, prehire=future).frame.empty
+    assert plan_delta(mapped(hr), state, prehire=pd.Series([True, True])).frame.empty
+    # The start date has come: enabled.
+    day_one = plan_delta(mapped(hr), state, prehire=pd.Series([False, False]))
+    assert day_one.frame[["externalId", "change", "active"]].values.tolist() == [["2", "rehire", True]]

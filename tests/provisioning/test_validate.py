@@ -249,3 +249,24 @@ def test_quarantine_frames_share_columns_across_stages() -> None:
     assert both["reason"].tolist() == ["WorkerID: missing", "r1", "r2"]
     with pytest.raises(ValueError, match="same length"):
         quarantine_frame([1, 2], ["a"], "x", ["r", "r"])
+
+
+def test_a_management_cycle_is_held_back_and_a_shared_email_is_flagged() -> None:
+    hr = pd.DataFrame(
+        {
+            "WorkerID": ["1", "2", "3", "4", "5", "6"],
+            "WorkerStatus": ["Active"] * 6,
+            "FirstName": list("abcdef"),
+            "LastName": list("abcdef"),
+            "ManagerID": ["2", "3", "1", "5", "", "5"],
+            "Email": ["a@x.com", "b@x.com", "c@x.com", "d@x.com", "Shared@x.com", "shared@X.com"],
+        }
+    )
+    result = validate_hr(hr, known_ids=["1"])
+    cycle = result.rejected.set_index("externalId")["reason"]
+    assert sorted(cycle.index) == ["1", "2", "3"]
+    assert cycle["1"].startswith("ManagerID: management cycle 1 -> 2 -> 3 -> 1")
+    assert result.valid["WorkerID"].tolist() == ["4", "5", "6"]  # a chain that ends is not a cycle
+    warned = result.warnings.set_index("externalId")["reason"]
+    assert sorted(warned.index) == ["5", "6"]
+    assert "is the email of several workers (5, 6)" in warned["5"]

@@ -360,7 +360,7 @@ def build() -> None:
                     row("1008", "Ivan", "Novak", "1006")]),
         "1006 -> 1007 -> 1008 -> 1006 manage each other",
         "quarantine",
-        quarantined=[quarantined(n, "management cycle", "stages") for n in (5, 6, 7)],
+        quarantined=[quarantined(n, "management cycle") for n in (5, 6, 7)],
         **ok,
     )  # fmt: skip
     case(
