@@ -153,7 +153,9 @@ def test_trigger_on_demand_from_the_ui_provisions_two_employees(
         raise airflow_stack.error(f"{ON_DEMAND} run {run_id} ended {run['state']}; task states {states}")
     assert run["conf"]["employee_ids"] == employees, run["conf"]
     assert run["conf"]["verify_poke_interval"] == 2, run["conf"]
-    assert states == dict.fromkeys(("preflight", "select", "upload", "verify", "outcomes"), "success")
+    assert states == dict.fromkeys(
+        ("preflight", "select", "upload", "verify", "commit", "outcomes", "cleanup"), "success"
+    )
 
     # The UI shows the run as a success: the DAG page's latest run, and the runs list.
     page.goto(f"{airflow_stack.base_url}/dags/{ON_DEMAND}")
@@ -172,8 +174,8 @@ def test_trigger_on_demand_from_the_ui_provisions_two_employees(
     shot(page, artifacts, "08-verify-log-deferred")
 
     page.goto(f"{airflow_stack.base_url}/dags/{ON_DEMAND}/runs/{run_id}/tasks/outcomes")
-    # print() lines reach the log through stdout and can be filed after the collapsed "Post Execute" group:
-    # expand every group (the log viewer's "e" shortcut) before looking for them.
+    # Log lines can be filed after the collapsed "Post Execute" group: expand every group (the log viewer's
+    # "e" shortcut) before looking for them.
     expect(page.get_by_text(re.compile("Post Execute")).first).to_be_visible()
     page.keyboard.press("e")
     for worker_id in employees:
