@@ -534,6 +534,9 @@ class AttributeMapping:
     def from_dict(cls, data: Mapping[str, Any]) -> AttributeMapping:
         """Build from ``{"schemas": [...], "attributes": {...}}``, or from a bare attributes block.
 
+        A ``source`` block (the HR export's layout) is accepted and ignored here: it is read by
+        :func:`airflow_provider_entra.mapping.load_mapping_file`.
+
         :param data: the parsed mapping file.
         :raises MappingError: for an unknown top-level key or anything :class:`AttributeMapping` rejects.
         """
@@ -544,11 +547,11 @@ class AttributeMapping:
             schemas = body.pop("schemas", None)
             body.pop("description", None)
             return cls(body, schemas=schemas)
-        unknown = [k for k in data if k not in ("attributes", "schemas", "description")]
+        unknown = [k for k in data if k not in ("attributes", "schemas", "description", "source")]
         if unknown:
             raise MappingError(
                 f"unknown top-level key(s) {', '.join(map(repr, unknown))}; "
-                "use attributes, schemas, description"
+                "use attributes, schemas, description, source"
             )
         return cls(data["attributes"], schemas=data.get("schemas"))
 
