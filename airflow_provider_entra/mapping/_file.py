@@ -29,13 +29,22 @@ from airflow_provider_entra.mapping.models import (
 )
 from airflow_provider_entra.provisioning.normalise import HrSchema
 from airflow_provider_entra.scim.errors import MappingError
-from airflow_provider_entra.scim.mapping import AttributeMapping, _NoDuplicatesLoader
+from airflow_provider_entra.scim.mapping import AttributeMapping, _flatten, _NoDuplicatesLoader, _parse_spec
+from airflow_provider_entra.scim.paths import parse_path
 
 __all__ = ["MappingFile", "MappingFileError", "MappingProblem", "load_mapping_file"]
 
 #: Tags of the attribute value forms (models.AttributeValue): pydantic puts them in error locations.
 _TAGS = frozenset(
-    {"column name", "boolean constant", "integer constant", "value spec", "block", "entries", "[key]"}
+    {
+        "<column name>",
+        "<boolean constant>",
+        "<integer constant>",
+        "<value spec>",
+        "<block>",
+        "<entries>",
+        "[key]",
+    }
 )
 _CORE_PREFIX = "urn:ietf:params:scim:schemas:core:2.0:user:"
 _FILTER = re.compile(r"\[[^\]]*\]")
@@ -225,9 +234,38 @@ def _pydantic_problems(file: str, exc: ValidationError, lines: KeyLines) -> list
     return problems
 
 
+def _attribute_problems(file: str, block: Mapping[str, Any], lines: KeyLines) -> list[MappingProblem]:
+    """Check each attribute against the SCIM schemas on its own, so that every bad one is reported (the
+    checks across attributes, such as the required ones, follow in :class:`AttributeMapping`)."""
+    problems = []
+    for key, value in block.items():
+        try:
+            for raw_path, raw_spec in _flatten({key: value}):
+                _parse_spec(parse_path(raw_path), raw_spec)
+        except MappingError as exc:
+            problems.append(_scim_problem(file, exc, lines))
+    return problems
+
+
+def _scim_problem(file: str, exc: MappingError, lines: KeyLines) -> MappingProblem:
+    """Locate what :class:`AttributeMapping` refused: an attribute by its SCIM path, else the block."""
+    message = str(exc)
+    scim_path = exc.path
+    if scim_path and message.startswith(f"{scim_path!r}: "):
+        return MappingProblem(
+            file,
+            f"attributes.{scim_path}",
+            _attribute_line(lines, scim_path),
+            message[len(f"{scim_path!r}: ") :],
+        )
+    if message.startswith("schemas"):
+        return MappingProblem(file, "schemas", lines.line(("schemas",)), message)
+    return MappingProblem(file, "attributes", lines.line(("attributes",)), message)
+
+
 def _model_at(loc: Sequence[str | int]) -> type[BaseModel] | None:
     """The model of the block at ``loc`` in a pydantic error location (tags kept)."""
-    if loc and loc[-1] == "value spec":
+    if loc and loc[-1] == "<value spec>":
         return ValueSpec
     return _BLOCKS.get(tuple(loc))
 
@@ -283,6 +321,8 @@ def validate_mapping_data(data: Any, file: str, lines: KeyLines | None = None) -
     :raises MappingFileError: listing every problem of the structure, or the first the SCIM schemas find.
     """
     lines = lines if lines is not None else KeyLines()
+    if data is None:
+        raise MappingFileError([MappingProblem(file, "", None, "the file is empty")])
     if not isinstance(data, Mapping):
         raise MappingFileError(
             [MappingProblem(file, "", 1, f"a mapping file is a block of keys, got {type(data).__name__}")]
@@ -293,26 +333,23 @@ def validate_mapping_data(data: Any, file: str, lines: KeyLines | None = None) -
             **{k: data[k] for k in ("description", "schemas") if k in data},
             "attributes": {k: v for k, v in data.items() if k not in ("description", "schemas")},
         }
+    problems: list[MappingProblem] = []
+    model: MappingFileModel | None = None
     try:
         model = MappingFileModel.model_validate(data)
     except ValidationError as exc:
         problems = _pydantic_problems(file, exc, lines)
+    attributes: AttributeMapping | None = None
+    if not any(p.key.startswith(("attributes", "schemas")) for p in problems):
+        problems.extend(_attribute_problems(file, data["attributes"], lines))
+        if not problems:
+            try:
+                attributes = AttributeMapping(data["attributes"], schemas=data.get("schemas"))
+            except MappingError as exc:
+                problems.append(_scim_problem(file, exc, lines))
+    if problems or model is None or attributes is None:
         problems.sort(key=lambda p: p.line if p.line is not None else 0)
-        raise MappingFileError(problems) from exc
-    try:
-        attributes = AttributeMapping(data["attributes"], schemas=data.get("schemas"))
-    except MappingError as exc:
-        scim_path = exc.path
-        message = str(exc)
-        if scim_path and message.startswith(f"{scim_path!r}: "):
-            message = message[len(f"{scim_path!r}: ") :]
-        if scim_path is None:
-            key, line = "attributes", lines.line(("attributes",))
-        elif not message.startswith("the mapping must set") and "schemas" not in message[:8]:
-            key, line = f"attributes.{scim_path}", _attribute_line(lines, scim_path)
-        else:
-            key, line = "attributes", lines.line(("attributes",))
-        raise MappingFileError([MappingProblem(file, key, line, message)]) from exc
+        raise MappingFileError(problems)
     source = model.source if model.source is not None else SourceSpec.csv2scim()
     return MappingFile(
         source=source,

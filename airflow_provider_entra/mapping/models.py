@@ -38,13 +38,15 @@ from airflow_provider_entra.scim.mapping import OPTION_KEYS, SOURCE_KEYS
 __all__ = [
     "AttributeValue",
     "ConstantText",
-    "EntrySpec",
     "DatesSpec",
+    "EntrySpec",
     "MappingFileModel",
-    "StatusSpec",
     "SourceSpec",
+    "StatusSpec",
     "UpnSpec",
     "ValueSpec",
+    "known_keys",
+    "unknown_key_message",
 ]
 
 #: A strftime/strptime format holds at least one directive.
@@ -388,15 +390,15 @@ _SPEC_KEYS = frozenset(SOURCE_KEYS + OPTION_KEYS)
 def _value_kind(value: Any) -> str | None:
     """Which form an attribute value takes; the same decision as ``AttributeMapping`` makes."""
     if isinstance(value, str):
-        return "column name"
+        return "<column name>"
     if isinstance(value, bool):
-        return "boolean constant"
+        return "<boolean constant>"
     if isinstance(value, int):
-        return "integer constant"
+        return "<integer constant>"
     if isinstance(value, list):
-        return "entries"
+        return "<entries>"
     if isinstance(value, Mapping):
-        return "value spec" if any(k in _SPEC_KEYS for k in value) else "block"
+        return "<value spec>" if any(k in _SPEC_KEYS for k in value) else "<block>"
     return None
 
 
@@ -406,18 +408,18 @@ else:
     AttributeValue = TypeAliasType(
         "AttributeValue",
         Annotated[
-            Annotated[Column, Tag("column name")]
-            | Annotated[StrictBool, Tag("boolean constant")]
-            | Annotated[StrictInt, Tag("integer constant")]
-            | Annotated[ValueSpec, Tag("value spec")]
+            Annotated[Column, Tag("<column name>")]
+            | Annotated[StrictBool, Tag("<boolean constant>")]
+            | Annotated[StrictInt, Tag("<integer constant>")]
+            | Annotated[ValueSpec, Tag("<value spec>")]
             | Annotated[
                 dict[
                     Annotated[StrictStr, Field(json_schema_extra={"not": {"enum": sorted(_SPEC_KEYS)}})],
                     "AttributeValue",
                 ],
-                Tag("block"),
+                Tag("<block>"),
             ]
-            | Annotated[list["EntrySpec"], Field(min_length=1), Tag("entries")],
+            | Annotated[list["EntrySpec"], Field(min_length=1), Tag("<entries>")],
             Discriminator(
                 _value_kind,
                 custom_error_type="attribute_value",
@@ -443,7 +445,7 @@ class EntrySpec(BaseModel):
 
     model_config = ConfigDict(extra="allow", frozen=True, use_attribute_docstrings=True)
 
-    __pydantic_extra__: dict[str, AttributeValue]  # type: ignore[assignment]
+    __pydantic_extra__: dict[str, AttributeValue]
 
     type: StrictStr | ConstantText | None = None
     """The entry's type, a fixed text (``work``)."""

@@ -209,3 +209,50 @@ def test_fsspec_urls(tmp_path: Path) -> None:
         fs.rm("/mappings", recursive=True)
     with pytest.raises(FileNotFoundError):
         load_mapping_file(tmp_path / "absent.yaml")
+
+
+def test_the_complete_file_of_the_docs_loads(tmp_path: Path) -> None:
+    docs = (REPO / "docs" / "mapping.md").read_text(encoding="utf-8")
+    section = docs[docs.index("## A complete file") :]
+    start = section.index("```yaml\n") + len("```yaml\n")
+    block = section[start : section.index("\n```", start)]
+    mapping = load_mapping_file(_write(tmp_path, block))
+    assert mapping.source.layout is not None
+    assert mapping.source.to_hr_schema().worker_id == "Employee_ID"
+    assert "urn:ietf:params:scim:schemas:extension:contoso:1.0:User:HireDate" in mapping.attributes
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "needle"),
+    [
+        ("", "", "the file is empty"),
+        ("- a\n- b\n", "", "a block of keys"),
+        ("attributes:\n  externalId: WorkerID\n", "attributes", "must set userName, active"),
+        (
+            "schemas: [urn:nope]\nattributes:\n  externalId: W\n  userName: U\n  active: true\n",
+            "schemas",
+            "not a namespace URN",
+        ),
+    ],
+)
+def test_whole_file_problems(tmp_path: Path, text: str, key: str, needle: str) -> None:
+    with pytest.raises(MappingFileError) as excinfo:
+        load_mapping_file(_write(tmp_path, text))
+    (problem,) = excinfo.value.problems
+    assert problem.key == key
+    assert needle in problem.message
+
+
+def test_every_bad_attribute_and_the_source_are_reported_together(tmp_path: Path) -> None:
+    text = (
+        WORKDAY.replace("  last_name: Legal_Last_Name", "  last_nme: Legal_Last_Name")
+        .replace("    familyName: Legal_Last_Name", "    famlyName: Legal_Last_Name")
+        .replace("  'emails[type eq \"work\"].value': Work_Email", "  emails: Work_Email")
+    )
+    with pytest.raises(MappingFileError) as excinfo:
+        load_mapping_file(_write(tmp_path, text))
+    assert [(p.key, p.line) for p in excinfo.value.problems] == [
+        ("source.last_nme", _line(text, "last_nme")),
+        ("attributes.name.famlyName", _line(text, "famlyName")),
+        ("attributes.emails", _line(text, "emails:")),
+    ]
