@@ -81,6 +81,9 @@ PROVING_SKIP_REASONS = frozenset({"RedundantExport"})
 #: A record skipped (or left with an unresolved manager) the same way, with the same content, in this many
 #: runs is *stuck*: it is not sent again until its content changes (or a full sync), and every run reports it.
 STUCK_AFTER_RUNS = 2
+#: Failures kept like skips: the UPN sent belongs to another account in Entra (a duplicate UPN fails the
+#: create). The UPN is remembered as taken, so a derived one moves on to the next free suffix.
+UPN_TAKEN = "AzureActiveDirectoryInvalidUserPrincipalName"
 #: What a person can do about a record Entra keeps skipping, by ``SkipReason`` (our reading of Microsoft's
 #: provisioning-log reasons; see docs/emulator.md).
 SKIP_ACTIONS: dict[str, str] = {
@@ -92,6 +95,11 @@ SKIP_ACTIONS: dict[str, str] = {
     "TooManyDeletes": (
         "Entra's accidental-deletion threshold holds these disables. Review them in the provisioning logs, "
         "then restart the job with resetScope ForceDeletes (or raise its threshold)."
+    ),
+    UPN_TAKEN: (
+        "The user principal name sent belongs to another account in Entra (Entra's description names it). "
+        "With source.upn.collisions: suffix (the default) the next run gives this person the next free UPN; "
+        "or choose one in the mapping's source.upn.overrides; or free the UPN in Entra."
     ),
     "UnableToResolveReferenceAttributeValue": (
         "The manager is not a user this job provisioned: provision the manager through this job, or correct "
@@ -109,6 +117,7 @@ SKIP_DTYPES: dict[str, Any] = {
     "detail": TEXT_DTYPE,
     "run_id": TEXT_DTYPE,
     "at": "datetime64[us, UTC]",
+    "upn": TEXT_DTYPE,
 }
 #: Columns of a sent record that are bookkeeping, not SCIM attributes (left out of the attribute digests).
 NON_ATTRIBUTE_COLUMNS = frozenset(
@@ -177,6 +186,13 @@ class Ledger:
     skips: pd.DataFrame
     files: int = 0
     legacy: bool = False
+
+    def taken_upns(self) -> list[str]:
+        """UPNs Entra refused because another account holds them (lower case)."""
+        if self.skips.empty:
+            return []
+        taken = self.skips.loc[self.skips["reason"].eq(UPN_TAKEN), "upn"].dropna()
+        return sorted({str(u).lower() for u in taken})
 
     def stuck(self) -> pd.DataFrame:
         """Records skipped the same way, with the same content, in :data:`STUCK_AFTER_RUNS` runs or more.
@@ -492,7 +508,8 @@ def fold_outcomes(
             )
         )
 
-    skip_mask = other_skip | (proven & unresolved)
+    upn_taken = (status == "failure") & pd.Series(code).eq(UPN_TAKEN).to_numpy()
+    skip_mask = other_skip | (proven & unresolved) | upn_taken
     skip_rows = _empty_skips()
     if skip_mask.any():
         reason = result["error_code"].astype(TEXT_DTYPE).fillna(result["reason"].astype(TEXT_DTYPE))
@@ -506,6 +523,7 @@ def fold_outcomes(
                     "run_id": run_id,
                     # after the proven row of the same entry, so an unresolved warning keeps its skip row
                     "at": (as_of[skip_mask] + pd.Timedelta(microseconds=1)).to_numpy(),
+                    "upn": _text_col(sent, ("userName", "UserPrincipalName"))[skip_mask].to_numpy(),
                 }
             )
         )

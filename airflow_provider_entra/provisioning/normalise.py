@@ -16,6 +16,7 @@ Example::
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -81,6 +82,13 @@ CSV2SCIM_COLUMNS = (
     "ZipCode",
 )
 
+#: Where a person's UPN comes from.
+UPN_SOURCES = ("derive", "column")
+#: What happens when a derived UPN belongs to another account Entra holds.
+UPN_COLLISION_STRATEGIES = ("suffix", "fail")
+#: A user principal name as Entra accepts it (a prefix of allowed characters, ``@``, a domain).
+_UPN = r"^[A-Za-z0-9.'_!#^~+-]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$"
+
 #: Entra ID limit on the part of a userPrincipalName before the ``@``
 #: (https://learn.microsoft.com/entra/identity/users/directory-service-limits-restrictions).
 MAX_UPN_PREFIX_LENGTH = 64
@@ -118,6 +126,19 @@ class HrSchema:
     :param extra_date_columns: more columns to parse like ``hire_date``.
     :param extra_boolean_columns: more columns to parse like ``on_leave``.
     :param date_format: a ``strptime`` format for the date columns; ``None`` accepts ISO 8601.
+    :param date_formats: per-column formats, ``((column, format), ...)``, winning over ``date_format`` (the
+        formats the mapping's datetime attributes declare for their columns: declared once, parsed once).
+    :param timezone: fixed UTC offset for dates that carry none.
+    :param id_shape: the declared shape of the ids (``digits``, ``digits:6``, ``text``; see
+        :mod:`~airflow_provider_entra.provisioning.ids`), ``None`` to learn it from the ledger.
+    :param upn_from: ``derive`` (``first.last@domain``, unique and stable) or ``column`` (taken from
+        ``upn_column``).
+    :param upn_column: the export column holding each person's UPN (with ``upn_from="column"``).
+    :param upn_domain: the domain of derived UPNs; ``None``: the caller's (the DAG's Param ``upn_domain``).
+    :param upn_overrides: ``((WorkerID, UPN), ...)``: a person's UPN chosen by hand, winning over everything.
+    :param upn_collisions: a derived UPN Entra already holds for another account: ``suffix`` (the person gets
+        the next free one, ``first.last2``, on the next run) or ``fail`` (sent as it is, failing, and
+        reported).
     """
 
     worker_id: str = "WorkerID"
@@ -142,6 +163,43 @@ class HrSchema:
     date_format: str | None = None
     active_values: tuple[str, ...] = ("active", "a")
     inactive_values: tuple[str, ...] = ("inactive", "i", "terminated", "leaver")
+    date_formats: tuple[tuple[str, str], ...] = ()
+    timezone: str = "+00:00"
+    id_shape: str | None = None
+    upn_from: str = "derive"
+    upn_column: str | None = None
+    upn_domain: str | None = None
+    upn_overrides: tuple[tuple[str, str], ...] = ()
+    upn_collisions: str = "suffix"
+
+    def __post_init__(self) -> None:
+        if self.upn_from not in UPN_SOURCES:
+            raise ValueError(f"upn from must be one of {', '.join(UPN_SOURCES)}, got {self.upn_from!r}")
+        if self.upn_from == "column" and not self.upn_column:
+            raise ValueError("upn from: column needs the UPN column's name (upn column)")
+        if self.upn_collisions not in UPN_COLLISION_STRATEGIES:
+            raise ValueError(
+                f"upn collisions must be one of {', '.join(UPN_COLLISION_STRATEGIES)}, "
+                f"got {self.upn_collisions!r}"
+            )
+
+    def canonical_names(self) -> dict[str, str]:
+        """This layout's column of each role -> the CSV2SCIM name of that role (``Employee_ID`` ->
+        ``WorkerID``), for the roles whose names differ: what turns any export into the layout the admin
+        accounts read."""
+        default = HrSchema()
+        roles = (
+            "worker_id", "status", "worker_type", "user_id", "first_name", "last_name", "full_name",
+            "manager_id", "hire_date", "termination_date", "on_leave", "department", "job_title", "email",
+            "office_phone",
+        )  # fmt: skip
+        return {
+            getattr(self, r): getattr(default, r) for r in roles if getattr(self, r) != getattr(default, r)
+        }
+
+    def date_format_for(self, column: str) -> str | None:
+        """The ``strptime`` format of one date column (a per-column declaration wins over ``date_format``)."""
+        return dict(self.date_formats).get(column, self.date_format)
 
     @property
     def date_columns(self) -> tuple[str, ...]:
@@ -216,6 +274,7 @@ def assign_upns(
     existing_upns: pd.Series | None = None,
     *,
     first: pd.Series | None = None,
+    taken_upns: Iterable[str] = (),
 ) -> pd.Series:
     """Give every worker a userPrincipalName that is stable and unique.
 
@@ -233,6 +292,7 @@ def assign_upns(
     :param existing_upns: externalId -> UPN from the last committed snapshot.
     :param first: rows served before the others when they collide (:func:`normalise_hr` passes the active
         workers, so a joiner does not get a suffix because of a leaver who was never provisioned).
+    :param taken_upns: UPNs other accounts hold in Entra (learnt from failed creates): never handed out.
     :return: the UPN per row, aligned with ``worker_ids``.
     """
     domain = _check_domain(domain)
@@ -249,6 +309,9 @@ def assign_upns(
             existing, holders = existing[keep], holders[keep]
         upn = take_text(existing, index_in(worker_ids, holders), worker_ids.index)
         taken = existing.str.lower()
+    extra = pd.Series([str(u).lower() for u in taken_upns if u], dtype=TEXT_DTYPE)
+    if len(extra):
+        taken = pd.concat([taken, extra], ignore_index=True)
 
     new = upn.isna()
     if not new.any():
@@ -353,13 +416,44 @@ def _check_domain(domain: str) -> str:
     return domain
 
 
+def _given_upns(frame: pd.DataFrame, wid: pd.Series, schema: HrSchema) -> tuple[pd.Series, pd.Series] | None:
+    """UPNs the export or the mapping gives (the ``upn_column``, then per-person overrides), and the rows
+    whose given UPN is missing or not a UPN; ``None`` when every UPN is derived."""
+    overrides = dict(schema.upn_overrides)
+    if schema.upn_from != "column" and not overrides:
+        return None
+    if schema.upn_from == "column":
+        if schema.upn_column not in frame.columns:
+            raise HrSchemaError(
+                f"HR export is missing the UPN column {schema.upn_column} (upn from: column)",
+                missing=[str(schema.upn_column)],
+            )
+        given = frame[schema.upn_column].astype(TEXT_DTYPE).str.strip().str.lower()
+        expected = wid.notna()
+    else:
+        given = pd.Series(np.nan, index=frame.index, dtype=TEXT_DTYPE)
+        expected = wid.isin(list(overrides))
+    if overrides:
+        given = wid.map(overrides).astype(TEXT_DTYPE).str.strip().str.lower().fillna(given)
+    valid = given.str.match(_UPN).fillna(False).astype(bool)
+    given = given.where(valid, np.nan)
+    return given, expected & given.isna()
+
+
+def _upn_problem(schema: HrSchema) -> str:
+    if schema.upn_from == "column":
+        return f"{schema.upn_column}: missing or not a user principal name (upn from: column)"
+    return "UserPrincipalName: the override in the mapping (upn overrides) is not a user principal name"
+
+
 def normalise_hr(
     df: pd.DataFrame,
     *,
     schema: HrSchema = HrSchema(),
     upn_domain: str,
     existing_upns: pd.Series | None = None,
-    timezone: str = "+00:00",
+    timezone: str | None = None,
+    taken_upns: Iterable[str] = (),
 ) -> NormaliseResult:
     """Normalise an HR export (best after :func:`~airflow_provider_entra.provisioning.validate.validate_hr`).
 
@@ -380,11 +474,14 @@ def normalise_hr(
     :param schema: column names and accepted spellings.
     :param upn_domain: the domain after ``@`` in derived UPNs.
     :param existing_upns: externalId -> UPN from the last committed snapshot (kept for existing workers).
-    :param timezone: fixed UTC offset for dates that carry none, and for all output dates.
+    :param timezone: fixed UTC offset for dates that carry none, and for all output dates (default: the
+        schema's).
+    :param taken_upns: UPNs other accounts hold in Entra (a failed create said so): never derived again
+        (with ``schema.upn_collisions == "suffix"``; the caller passes none for ``fail``).
     :return: :class:`NormaliseResult` with ``.frame`` and ``.rejected``.
     :raises HrSchemaError: when the WorkerID, status or name columns are missing.
     """
-    timezone = check_offset(timezone)
+    timezone = check_offset(timezone or schema.timezone)
     _check_domain(upn_domain)
     needed = [schema.worker_id, schema.status, schema.first_name, schema.last_name]
     missing = [c for c in needed if c not in df.columns]
@@ -413,26 +510,40 @@ def normalise_hr(
             frame[col] = parsed
     for col in schema.date_columns:
         if col in frame.columns:
-            iso, bad = parse_dates(frame[col], timezone, schema.date_format)
+            iso, bad = parse_dates(frame[col], timezone, schema.date_format_for(col))
             reasons.add_values(bad, f"{col}: cannot parse '", frame[col], "' as a date")
             frame[col] = iso
+
+    given_upns = _given_upns(frame, wid, schema)
+    given = given_upns[0] if given_upns is not None else None
+    if given_upns is not None:
+        reasons.add(given_upns[1], _upn_problem(schema))
+        taken_twice = given_upns[0].notna() & given_upns[0].duplicated(keep=False)
+        reasons.add_values(
+            taken_twice, "UserPrincipalName: '", given_upns[0], "' is given to more than one worker"
+        )
 
     why = reasons.result()
     rejected = quarantine_frame(why.index, wid[why.index], "normalise", why)
     if len(why):
         frame = without_rows(frame, why.index)
+        given = given.drop(why.index) if given is not None else None
 
-    # Only workers without a UPN in the snapshot need one derived.
     wid = frame[schema.worker_id]
-    known = (
-        isin_text(wid, existing_upns.dropna().index)
-        if existing_upns is not None
-        else np.zeros(len(wid), bool)
-    )
-    new = frame.loc[~known, [schema.first_name, schema.last_name, schema.worker_id]]
-    bases = _join_upn_base(new[schema.first_name], new[schema.last_name], new[schema.worker_id])
-    active = frame[schema.status] == "Active"
-    upns = assign_upns(wid, bases, upn_domain, existing_upns, first=active)
+    if schema.upn_from == "column" and given is not None:
+        upns = given.where(given.notna(), np.nan).astype(TEXT_DTYPE)
+    else:
+        # Only workers without a UPN in the ledger (or given by hand) need one derived.
+        keep = existing_upns
+        chosen = given.dropna() if given is not None else pd.Series([], dtype=TEXT_DTYPE)
+        if len(chosen):
+            by_id = pd.Series(chosen.to_numpy(), index=wid[chosen.index].to_numpy(), dtype=TEXT_DTYPE)
+            keep = by_id if keep is None else pd.concat([keep[~keep.index.isin(by_id.index)], by_id])
+        known = isin_text(wid, keep.dropna().index) if keep is not None else np.zeros(len(wid), bool)
+        new = frame.loc[~known, [schema.first_name, schema.last_name, schema.worker_id]]
+        bases = _join_upn_base(new[schema.first_name], new[schema.last_name], new[schema.worker_id])
+        active = frame[schema.status] == "Active"
+        upns = assign_upns(wid, bases, upn_domain, keep, first=active, taken_upns=taken_upns)
     frame[schema.upn] = upns
     frame[schema.mail_nickname] = from_arrow(
         pc.replace_substring_regex(to_arrow(upns), "@.*$", ""), frame.index

@@ -29,11 +29,11 @@ Pure pandas and fsspec: no Airflow import.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import os
 import re
-import tempfile
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
@@ -43,8 +43,6 @@ import numpy as np
 import pandas as pd
 
 from airflow_provider_entra._fsio import exists as _exists
-from airflow_provider_entra._fsio import fs_and_path as _fs_and_path
-from airflow_provider_entra._fsio import is_local as _is_local
 from airflow_provider_entra._fsio import read_bytes as _read_bytes
 from airflow_provider_entra._fsio import write_bytes as _write_bytes
 from airflow_provider_entra.provisioning import ledger as _ledger
@@ -82,6 +80,7 @@ from airflow_provider_entra.provisioning.snapshot import active_count
 from airflow_provider_entra.provisioning.stages import SCIM_MANAGER_COLUMN, plan_stages
 from airflow_provider_entra.provisioning.validate import validate_hr
 from airflow_provider_entra.scim import AttributeMapping, map_records
+from airflow_provider_entra.scim.mapping import ColumnSource
 
 __all__ = [
     "DELTA_NAME",
@@ -252,14 +251,30 @@ def _write_csv(frame: pd.DataFrame, path: Any) -> str:
     return str(path)
 
 
+def load_mapping(path: Any) -> Any:
+    """The mapping file at ``path`` (local path, URL or ``ObjectStoragePath``): its ``source`` block (the HR
+    export's layout) and its ``attributes`` (:func:`airflow_provider_entra.mapping.load_mapping_file`)."""
+    from airflow_provider_entra.mapping import load_mapping_file
+
+    return load_mapping_file(path)
+
+
+def hr_schema(mapping: Any) -> HrSchema:
+    """The HR layout a mapping file declares: its ``source`` block, plus the date formats its ``datetime``
+    attributes declare for their columns (declared once, parsed once: normalisation reads the column with
+    that format, the attribute then receives ISO 8601)."""
+    schema: HrSchema = mapping.source.to_hr_schema()
+    if schema.date_format is not None:
+        return schema
+    formats = dict(schema.date_formats)
+    for spec in mapping.attributes.attributes:
+        if spec.value_type == "datetime" and spec.date_format and isinstance(spec.source, ColumnSource):
+            formats.setdefault(spec.source.column, spec.date_format)
+    return dataclasses.replace(schema, date_formats=tuple(formats.items()))
+
+
 def _load_mapping(path: Any) -> AttributeMapping:
-    fs, inner = _fs_and_path(path)
-    if _is_local(fs):
-        return AttributeMapping.from_file(inner)
-    with tempfile.TemporaryDirectory() as folder:  # from_file reads local files; fetch the object first
-        copy = Path(folder) / Path(inner).name
-        copy.write_bytes(_read_bytes(path))
-        return AttributeMapping.from_file(copy)
+    return load_mapping(path).attributes  # type: ignore[no-any-return]
 
 
 def _as_text_frame(df: pd.DataFrame) -> pd.DataFrame:
@@ -412,8 +427,8 @@ def transform(
     *,
     upn_domain: str,
     ledger: Any,
-    schema: HrSchema = HrSchema(),
-    timezone_offset: str = "+00:00",
+    schema: HrSchema | None = None,
+    timezone_offset: str | None = None,
     id_shape: str | None = None,
 ) -> dict[str, Any]:
     """Validate, normalise and map the staged HR rows; quarantine the rows that cannot be sent.
@@ -428,12 +443,15 @@ def transform(
     :param hr_path: the staged HR rows (:func:`extract_csv`).
     :param mapping_path: the attribute mapping (YAML/JSON).
     :param out_dir: the run folder.
-    :param upn_domain: the domain of derived user principal names.
-    :param ledger: the job's ledger folder: known ids (manager check, id shape) and UPNs to keep stable.
-    :param schema: HR column names and spellings.
-    :param timezone_offset: fixed UTC offset for dates that carry none.
-    :param id_shape: the declared shape of the ids (``digits``, ``digits:6``, ``text``), else learnt from the
-        ledger (see :mod:`~airflow_provider_entra.provisioning.ids`).
+    :param upn_domain: the domain of derived user principal names, unless the mapping's ``source.upn.domain``
+        declares one.
+    :param ledger: the job's ledger folder: known ids (manager check, id shape), UPNs to keep stable, UPNs
+        Entra refused as another account's.
+    :param schema: HR column names and spellings; default: the mapping file's ``source`` block
+        (:func:`hr_schema`).
+    :param timezone_offset: fixed UTC offset for dates that carry none (default: the schema's).
+    :param id_shape: the declared shape of the ids (``digits``, ``digits:6``, ``text``); default: the
+        schema's, else learnt from the ledger (see :mod:`~airflow_provider_entra.provisioning.ids`).
     :return: ``{"input_rows", "valid", "mapped", "quarantined", "quarantined_by_stage", "top_reasons",
         "ids_restored", "collapsed_duplicates", "warnings", "normalised_path", "mapped_path",
         "quarantine_path", "warnings_path", "held_path"}``.
@@ -441,16 +459,23 @@ def transform(
     :raises MappingError: when the mapping reads a column the export does not have.
     """
     raw = read_frame(hr_path)
-    state = _state(ledger)
-    mapping = _load_mapping(mapping_path)
-    repaired = _repair_ids(raw, schema, state["externalId"], id_shape)
+    book = _ledger.read_ledger(ledger)
+    state = book.state
+    mapping_file = load_mapping(mapping_path)
+    mapping = mapping_file.attributes
+    schema = schema or hr_schema(mapping_file)
+    repaired = _repair_ids(raw, schema, state["externalId"], id_shape or schema.id_shape)
     checked = validate_hr(repaired.frame, schema=schema, known_ids=state["externalId"])
+    # After the whole-file checks of validate_hr: every column the mapping reads, the nearest names offered.
+    check = getattr(mapping_file, "check_columns", mapping.check_columns)
+    check([*raw.columns, schema.upn, schema.mail_nickname])
     normalised = normalise_hr(
         checked.valid,
         schema=schema,
-        upn_domain=upn_domain,
+        upn_domain=schema.upn_domain or upn_domain,
         existing_upns=_existing_upns(state),
         timezone=timezone_offset,
+        taken_upns=book.taken_upns() if schema.upn_collisions == "suffix" else (),
     )
     frame = normalised.frame
     mapped, mapping_rejected, collapsed_in_mapping = _map_normalised(frame, mapping)
@@ -549,7 +574,8 @@ def plan(
     normalised_path: Any | None = None,
     inactive_scope_days: float | None = None,
     prehire_policy: str = "disabled",
-    schema: HrSchema = HrSchema(),
+    schema: HrSchema | None = None,
+    mapping_path: Any | None = None,
     today: datetime | None = None,
 ) -> dict[str, Any]:
     """Compare the mapped feed with the job's ledger; stage the records to send as ``delta.parquet``.
@@ -567,13 +593,17 @@ def plan(
         ``0``: leave out every inactive worker the ledger does not know.
     :param prehire_policy: ``disabled`` (default): a joiner whose hire date (the schema's ``hire_date``) is
         still to come is created disabled and enabled on that day; ``enabled``: at once.
-    :param schema: the HR column names.
+    :param schema: the HR column names (hire and termination dates); default: the ``source`` block of the
+        mapping at ``mapping_path``, else the CSV2SCIM layout.
+    :param mapping_path: the mapping file (for its ``source`` block).
     :param today: the reference time of the scope and the pre-hire policy (default: now, UTC).
     :return: ``{"to_send", "changes": {kind: count}, "disables", "active", "ledger_rows", "held",
         "stuck", "full_sync", "missing_policy", "delta_path"}``; ``stuck`` lists ``{"externalId",
         "reason", "detail", "runs", "action"}``.
     """
     mapped = read_frame(mapped_path)
+    if schema is None:
+        schema = hr_schema(load_mapping(mapping_path)) if mapping_path is not None else HrSchema()
     book = _ledger.read_ledger(ledger)
     state = book.state
     held = read_frame(held_path)["externalId"] if held_path is not None and _exists(held_path) else None
@@ -737,6 +767,8 @@ def commit(
     run_id: str,
     normalised_path: Any | None = None,
     hr_current_path: Any | None = None,
+    schema: HrSchema | None = None,
+    mapping_path: Any | None = None,
 ) -> dict[str, Any]:
     """Fold the records the logs prove into the job's ledger; the others are sent again next run.
 
@@ -747,7 +779,12 @@ def commit(
     :param outcomes_path: the verification's ``outcomes.parquet`` (``None`` or missing: nothing verified).
     :param run_id: the committing run.
     :param normalised_path: the run's ``normalised.parquet``; copied to ``hr_current_path`` when given.
-    :param hr_current_path: where the committed run's normalised HR feed is kept (for the admin DAG).
+    :param hr_current_path: where the committed run's normalised HR feed is kept (for the admin DAG), with the
+        columns of each role under their CSV2SCIM names (:meth:`HrSchema.canonical_names`), whatever the
+        export's layout.
+    :param schema: the export's layout; default: the ``source`` block of the mapping at ``mapping_path``,
+        else CSV2SCIM.
+    :param mapping_path: the mapping file (for its ``source`` block).
     :return: ``{"sent", "verified", "not_verified", "proven_by_skip", "skipped", "unresolved", "failed",
         "missing", "ledger_rows", "active", "ledger", "hr_current_path"}``.
     """
@@ -759,7 +796,15 @@ def commit(
     counts = _ledger.commit(ledger, sent, outcomes, run_id=run_id)
     current = None
     if normalised_path is not None and hr_current_path is not None:
-        _write_bytes(hr_current_path, _read_bytes(normalised_path))
+        if schema is None:
+            schema = hr_schema(load_mapping(mapping_path)) if mapping_path is not None else HrSchema()
+        renames = schema.canonical_names()
+        if renames:
+            feed = read_frame(normalised_path)
+            feed = feed.drop(columns=[c for c in renames.values() if c in feed.columns and c not in renames])
+            _write_parquet(feed.rename(columns=renames), hr_current_path)
+        else:
+            _write_bytes(hr_current_path, _read_bytes(normalised_path))
         current = str(hr_current_path)
     return {
         "sent": len(sent),
@@ -874,6 +919,17 @@ def write_run_report(
             outcomes["change"] = ids.map(sent["change"]).to_numpy()
         if "changed_attributes" in sent.columns:
             outcomes["changed_attributes"] = ids.map(sent["changed_attributes"]).to_numpy()
+    if len(outcomes) and "error_code" in outcomes.columns:
+        # Say what to do where Entra's own recommendation does not: a UPN another account holds.
+        taken = outcomes["status"].eq("failure") & outcomes["error_code"].eq(_ledger.UPN_TAKEN)
+        if taken.any():
+            advice = _ledger.SKIP_ACTIONS[_ledger.UPN_TAKEN]
+            before = (
+                outcomes["recommended_action"]
+                .astype(object)
+                .where(outcomes["recommended_action"].notna(), "")
+            )
+            outcomes["recommended_action"] = before.where(~taken, (before + " " + advice).str.strip())
     transformed = transformed or {}
     planned = planned or {}
     quarantine = (

@@ -394,10 +394,19 @@ def _localise(stamps: pd.Series, tz: tzinfo) -> pd.Series:
 
 
 def _parse_datetime_texts(texts: pd.Series, spec: AttributeSpec, tz: tzinfo) -> pd.Series:
-    """Parse distinct HR date texts into aware timestamps in ``tz`` (NaT where they do not parse)."""
+    """Parse distinct HR date texts into aware timestamps in ``tz`` (NaT where they do not parse).
+
+    With a declared ``date_format``, values in that format are read with it; values already in ISO 8601 with
+    an offset (what the pipeline's normalisation writes for the date columns it parsed with the same
+    declaration) are read as such, so a date is never parsed twice by two declarations.
+    """
     if spec.date_format:
-        parsed = pd.to_datetime(texts, format=spec.date_format, errors="coerce")
-        return _localise(parsed, tz)
+        parsed = _localise(pd.to_datetime(texts, format=spec.date_format, errors="coerce"), tz)
+        iso = parsed.isna() & texts.str.contains(_HAS_OFFSET, regex=True)
+        if iso.any():
+            aware = pd.to_datetime(texts[iso], format="ISO8601", errors="coerce", utc=True).dt.tz_convert(tz)
+            parsed = parsed.astype(aware.dtype).where(~iso, aware.reindex(texts.index))
+        return parsed
     with_offset = texts.str.contains(_HAS_OFFSET, regex=True)
     pieces = []
     if (~with_offset).any():

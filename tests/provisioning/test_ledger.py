@@ -93,8 +93,10 @@ def test_only_what_the_logs_prove_enters_the_ledger() -> None:
         "missing": 1,
     }
     assert sorted(rows["externalId"]) == ["1", "3", "5"]
-    assert skips[["externalId", "reason", "run_id"]].values.tolist() == [
-        ["6", "NotEffectivelyEntitled", "run-2"]
+    # An out-of-scope skip, and the UPN Entra refused as another account's (remembered as taken).
+    assert sorted(skips[["externalId", "reason", "upn"]].values.tolist()) == [
+        ["2", "AzureActiveDirectoryInvalidUserPrincipalName", "2@contoso.com"],
+        ["6", "NotEffectivelyEntitled", "6@contoso.com"],
     ]
     after = apply_outcomes(before, delta, result, run_id="run-2", verified_at=T1).set_index("externalId")
     assert list(after.columns) == list(SNAPSHOT_DTYPES)[1:]

@@ -419,3 +419,68 @@ def test_input_frame_is_not_modified() -> None:
     before = frame.copy()
     normalise_hr(frame, upn_domain=DOMAIN)
     pd.testing.assert_frame_equal(frame, before)
+
+
+def _people() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "WorkerID": ["1", "2", "3"],
+            "WorkerStatus": ["Active", "Active", "Active"],
+            "FirstName": ["Ann", "Bo", "Cy"],
+            "LastName": ["Lee", "Ng", "Do"],
+            "Login": ["Ann.Lee@Contoso.com", "bo.ng@contoso.com", "not a upn"],
+        }
+    )
+
+
+def test_upns_taken_by_other_accounts_are_never_derived_again() -> None:
+    out = normalise_hr(_people(), upn_domain="contoso.com", taken_upns=["ann.lee@contoso.com"]).frame
+    assert out["UserPrincipalName"].tolist() == [
+        "ann.lee2@contoso.com",
+        "bo.ng@contoso.com",
+        "cy.do@contoso.com",
+    ]
+
+
+def test_upns_from_a_column_and_overrides_by_hand() -> None:
+    schema = HrSchema(upn_from="column", upn_column="Login", upn_overrides=(("2", "Bo.Chosen@contoso.com"),))
+    result = normalise_hr(_people(), schema=schema, upn_domain="contoso.com")
+    assert result.frame.set_index("WorkerID")["UserPrincipalName"].to_dict() == {
+        "1": "ann.lee@contoso.com",
+        "2": "bo.chosen@contoso.com",
+    }
+    assert result.rejected[["externalId", "reason"]].values.tolist() == [
+        ["3", "Login: missing or not a user principal name (upn from: column)"]
+    ]
+    derived = normalise_hr(
+        _people(), schema=HrSchema(upn_overrides=(("3", "cy@contoso.com"),)), upn_domain="contoso.com"
+    ).frame
+    assert derived["UserPrincipalName"].tolist() == [
+        "ann.lee@contoso.com",
+        "bo.ng@contoso.com",
+        "cy@contoso.com",
+    ]
+    with pytest.raises(ValueError, match="upn from: column needs"):
+        HrSchema(upn_from="column")
+
+
+def test_a_date_format_declared_for_one_column() -> None:
+    hr = _people().assign(HireDate=["01/15/2015", "12/31/2020", "02/01/2021"])
+    out = normalise_hr(
+        hr, schema=HrSchema(date_formats=(("HireDate", "%m/%d/%Y"),)), upn_domain="contoso.com"
+    )
+    assert out.frame["HireDate"].tolist() == [
+        "2015-01-15T00:00:00+00:00",
+        "2020-12-31T00:00:00+00:00",
+        "2021-02-01T00:00:00+00:00",
+    ]
+
+
+def test_canonical_names_turn_any_layout_into_csv2scim_roles() -> None:
+    schema = HrSchema(worker_id="Employee_ID", status="Worker_Status", first_name="Legal_First_Name")
+    assert schema.canonical_names() == {
+        "Employee_ID": "WorkerID",
+        "Worker_Status": "WorkerStatus",
+        "Legal_First_Name": "FirstName",
+    }
+    assert HrSchema().canonical_names() == {}
