@@ -124,12 +124,14 @@ if ApprovalOperator is not None:
         "sql_query": Param(
             "SELECT * FROM hr_employees",
             type="string",
-            description="With hr_source sql: the query returning one row per employee (CSV2SCIM columns).",
+            description="With hr_source sql: the query returning one row per employee (the columns the "
+            "mapping's source block names).",
         ),
         "mapping_path": Param(
             str(DATA / "hr_mapping.yaml"),
             type="string",
-            description="Attribute mapping (YAML) from HR columns to SCIM attributes (docs/mapping.md).",
+            description="Mapping file (YAML): the HR export's layout (source: id, status, manager, names, "
+            "dates, UPN) and its SCIM attributes (docs/mapping.md). Any column names.",
         ),
         "upn_domain": Param(
             "contoso.com",
@@ -326,6 +328,7 @@ def entra_hr_provisioning() -> None:
             normalised_path=to_path(transformed["normalised_path"]),
             inactive_scope_days=params["inactive_scope_days"],
             prehire_policy=params["prehire_policy"],
+            mapping_path=to_path(params["mapping_path"]),
         )
         changes = ", ".join(f"{n} {kind}" for kind, n in summary["changes"].items() if n)
         log.info("Plan: %d record(s) to send (%s)", summary["to_send"], changes or "no changes")
@@ -433,6 +436,7 @@ def entra_hr_provisioning() -> None:
         verified: dict[str, Any],
         outlet_events: Any = None,
         run_id: str | None = None,
+        params: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Fold the records the logs prove into the job's ledger; publish the HR snapshot Asset."""
         summary = pipeline.commit(
@@ -442,6 +446,7 @@ def entra_hr_provisioning() -> None:
             run_id=str(run_id),
             normalised_path=to_path(transformed["normalised_path"]),
             hr_current_path=to_path(paths["hr_current_path"]),
+            mapping_path=to_path(params["mapping_path"]),
         )
         log.info(
             "Ledger: %d record(s) proven (%d by a skip saying Entra already holds them), %d to send again "
