@@ -394,8 +394,11 @@ def top_reasons(quarantine: pd.DataFrame, top: int = 5) -> list[list[Any]]:
     if quarantine.empty:
         return []
     first = quarantine["reason"].astype(str).str.split("; ").str[0]
-    shape = first.str.replace(_VALUE_IN_REASON, "'…'", regex=True).str.replace(
-        _NUMBER_IN_REASON, "N", regex=True
+    shape = (
+        first.str.replace(_VALUE_IN_REASON, "'…'", regex=True)
+        .str.replace(_NUMBER_IN_REASON, "N", regex=True)
+        .str.replace(r"N(?:, N)+", "N", regex=True)
+        .str.replace(r"\s*\([^)]*\)$", "", regex=True)  # the per-row detail in parentheses
     )
     counts = shape.value_counts()
     ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:top]

@@ -45,6 +45,7 @@ class Layout:
     inactive: str  # ... and of a leaver
     upn_column: str | None = None  # the mapping takes the UPN from this column (else it is derived)
     joiner: dict[str, str] = field(default_factory=dict)  # more columns of the joiner's row ({id}: its id)
+    mapping_file: str | None = None  # relative to the examples folder, when not <stem>_mapping.yaml
 
     @property
     def csv(self) -> str:
@@ -52,7 +53,7 @@ class Layout:
 
     @property
     def mapping(self) -> str:
-        return f"{self.stem}_mapping.yaml"
+        return self.mapping_file or f"{self.stem}_mapping.yaml"
 
 
 WORKDAY = Layout(
@@ -117,6 +118,7 @@ CSV2SCIM = Layout(
     active="Active",
     inactive="Inactive",
     joiner={"UserID": "EMP{id}", "FullName": "Zoe Kim", "OnLeave": "False"},
+    mapping_file="../csv2scim_mapping.yaml",  # THE mapping of Microsoft's layout, one file in the repository
 )
 SQL = Layout(
     stem="sql_employees",

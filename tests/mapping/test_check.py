@@ -46,7 +46,9 @@ def test_the_bundled_mapping_on_its_sample() -> None:
         "contoso.com",
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "hr_mapping.yaml: a valid mapping (no source block: Microsoft's CSV2SCIM layout;" in result.stdout
+    assert "hr_mapping.yaml: a valid mapping (dags/data/hr_employees.csv, Microsoft's CSV2SCIM columns" in (
+        result.stdout
+    )
     assert "quarantined 0" in result.stdout
     (request,) = _requests(result.stdout)
     assert request["schemas"] == ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"]

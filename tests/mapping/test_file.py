@@ -13,6 +13,8 @@ from airflow_provider_entra.mapping import MappingFileError, load_mapping_file
 from airflow_provider_entra.scim import AttributeMapping, MappingError
 
 REPO = Path(__file__).resolve().parents[2]
+#: A mapping file without a source block: Microsoft's psd1 written in this format.
+PSD1_MAPPING = REPO / "dags" / "data" / "microsoft_sample_mapping.yaml"
 HR_MAPPING = REPO / "dags" / "data" / "hr_mapping.yaml"
 
 WORKDAY = textwrap.dedent(
@@ -62,11 +64,11 @@ def _line(text: str, needle: str) -> int:
 
 
 def test_a_file_without_source_reads_the_csv2scim_layout() -> None:
-    mapping = load_mapping_file(HR_MAPPING)
+    mapping = load_mapping_file(PSD1_MAPPING)
     assert not mapping.has_source
     assert mapping.source.id == "WorkerID"
-    assert mapping.attributes == AttributeMapping.from_file(HR_MAPPING)
-    assert mapping.path == str(HR_MAPPING)
+    assert mapping.attributes == AttributeMapping.from_file(PSD1_MAPPING)
+    assert mapping.path == str(PSD1_MAPPING)
 
 
 def test_a_source_block_is_read_and_the_attributes_built(tmp_path: Path) -> None:
@@ -170,7 +172,7 @@ def test_a_misspelt_status_column_points_at_its_column_key(tmp_path: Path) -> No
 
 
 def test_without_a_source_block_the_message_says_which_layout_was_assumed() -> None:
-    mapping = load_mapping_file(HR_MAPPING)
+    mapping = load_mapping_file(PSD1_MAPPING)
     problems = mapping.column_problems(["EmpNo", "GivenName"])
     assert problems[0].key == "source.id"
     assert "no column 'WorkerID'" in problems[0].message
