@@ -67,7 +67,7 @@ from airflow_provider_entra.provisioning.guard import (
 )
 from airflow_provider_entra.provisioning.hr_source import HrSourceError, read_hr_csv_bytes
 from airflow_provider_entra.provisioning.ids import IdRepair, repair_ids
-from airflow_provider_entra.provisioning.normalise import HrSchema, normalise_hr
+from airflow_provider_entra.provisioning.normalise import CSV2SCIM_COLUMNS, HrSchema, normalise_hr
 from airflow_provider_entra.provisioning.plan import plan_delta
 from airflow_provider_entra.provisioning.reconcile import (
     OUTCOME_COLUMNS,
@@ -762,6 +762,28 @@ def stages(delta_path: Any, ledger: Any, out_dir: Any) -> dict[str, Any]:
 # --- commit and summary -----------------------------------------------------------------------------------
 
 
+def canonical_feed(feed: pd.DataFrame, schema: HrSchema) -> pd.DataFrame:
+    """A normalised HR feed in Microsoft's CSV2SCIM layout, whatever the export's: each role's column under
+    its CSV2SCIM name, ``FullName`` made from the names when the export has none, and an empty column for
+    every other CSV2SCIM column it lacks (so the admin accounts' mapping reads any layout's feed).
+
+    :param feed: the normalised rows (:func:`transform`'s ``normalised.parquet``).
+    :param schema: the export's layout.
+    """
+    renames = schema.canonical_names()
+    feed = feed.drop(columns=[c for c in renames.values() if c in feed.columns and c not in renames])
+    feed = feed.rename(columns=renames)
+    default = HrSchema()
+    if default.full_name not in feed.columns and {default.first_name, default.last_name} <= set(feed.columns):
+        first = feed[default.first_name].astype(object).where(feed[default.first_name].notna(), "")
+        last = feed[default.last_name].astype(object).where(feed[default.last_name].notna(), "")
+        feed[default.full_name] = (first.astype(str) + " " + last.astype(str)).str.strip()
+    for column in CSV2SCIM_COLUMNS:
+        if column not in feed.columns:
+            feed[column] = pd.Series(np.nan, index=feed.index, dtype=object)
+    return feed
+
+
 def commit(
     ledger: Any,
     sent_path: Any,
@@ -801,13 +823,7 @@ def commit(
     if normalised_path is not None and hr_current_path is not None:
         if schema is None:
             schema = hr_schema(load_mapping(mapping_path)) if mapping_path is not None else HrSchema()
-        renames = schema.canonical_names()
-        if renames:
-            feed = read_frame(normalised_path)
-            feed = feed.drop(columns=[c for c in renames.values() if c in feed.columns and c not in renames])
-            _write_parquet(feed.rename(columns=renames), hr_current_path)
-        else:
-            _write_bytes(hr_current_path, _read_bytes(normalised_path))
+        _write_parquet(canonical_feed(read_frame(normalised_path), schema), hr_current_path)
         current = str(hr_current_path)
     return {
         "sent": len(sent),
