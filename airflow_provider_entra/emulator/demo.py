@@ -131,8 +131,8 @@ def _print_summary(title: str, summary: Mapping[str, Any], path: Path) -> None:
     )
     _say(f"   outcomes            {', '.join(f'{k} {v}' for k, v in outcomes.items() if v) or 'none'}")
     _say(
-        f"   committed           {summary.get('committed', 0)} "
-        f"(snapshot active: {summary.get('snapshot_active')})"
+        f"   committed           {summary.get('committed', 0)} to the job's ledger "
+        f"({summary.get('ledger_active')} active accounts in it)"
     )
     _say(f"   report              {_local(files.get('report_html'))}")
     _say(f"   outcomes CSV        {_local(files.get('report_csv'))}")
