@@ -506,6 +506,11 @@ def entra_hr_provisioning() -> None:
             transformed=transformed,
             planned=planned,
             summary={k: summary[k] for k in ("status", "records_sent", "requests", "committed")},
+            timings={
+                "first_submitted_at": uploaded.get("first_submit"),
+                "first_accepted_at": uploaded.get("first_accepted"),
+                "last_accepted_at": uploaded.get("last_accepted"),
+            },
         )
         summary["files"] = {
             "run_dir": paths["run_dir"],

@@ -76,6 +76,8 @@ CSV_NAME = "outcomes.csv"
 HTML_NAME = "report.html"
 #: Cell prefixes a spreadsheet may evaluate as a formula (OWASP, CSV Injection).
 FORMULA_PREFIXES: tuple[str, ...] = ("=", "+", "-", "@", "\t", "\r")
+#: A run that sent at most this many records shows them all unfolded (a daily delta: who changed and how).
+OPEN_RECORDS_UP_TO = 50
 #: Rows shown per table in the HTML by default; the CSV always has every record.
 DEFAULT_MAX_ROWS = 500
 _FORMULA_START = "[" + re.escape("".join(FORMULA_PREFIXES)) + "]"
@@ -613,7 +615,8 @@ def render_html(
         f'<section id="missing"><h2>Missing from the logs <span class="n">({len(missing)})</span></h2>'
         f"{_missing_list(missing, max_rows)}</section>",
         f'<section id="all"><h2>All records <span class="n">({total})</span></h2>'
-        f"<details><summary>Show every record sent, with its final outcome</summary>"
+        f"<details{' open' if total <= OPEN_RECORDS_UP_TO else ''}>"
+        "<summary>Show every record sent, with its final outcome</summary>"
         f"{_records_table(outcomes, all_columns, max_rows, 'all-table')}</details></section>",
         f'<section id="timing"><h2>Timings</h2>{_timings(outcomes, timings)}</section>',
         f'<section id="run"><h2>Run details</h2>{_run_details(summary)}</section>',
