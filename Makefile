@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PIP_FLAGS := --disable-pip-version-check --quiet --constraint constraints.txt
 
-.PHONY: install test lint format demo bench constraints clean
+.PHONY: install os-packages test lint format demo bench constraints clean
 
 install: $(STAMP)
 
@@ -24,7 +24,11 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-test: lint
+# The browser test needs Debian's chromium: installed here when root with apt-get, else the command to run.
+os-packages:
+	.ci/os-packages
+
+test: os-packages lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 demo: $(STAMP)
