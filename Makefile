@@ -38,8 +38,10 @@ bench: $(STAMP)
 	$(BIN)/python bench/run_all.py
 
 # Regenerate constraints.txt from the current, working .venv (never includes the project itself).
+# Keeps the header comment (development only) of the current file.
 constraints:
-	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^-e ' > constraints.txt
+	{ grep '^#' constraints.txt; $(BIN)/python -m pip freeze --exclude-editable | grep -v '^-e '; } > constraints.txt.new
+	mv constraints.txt.new constraints.txt
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .demo artifacts
