@@ -29,9 +29,10 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from airflow.sdk import ObjectStoragePath, Variable
+from airflow.providers.common.compat.sdk import ObjectStoragePath
 
 from airflow_provider_entra._atomic import atomic_write_bytes
+from airflow_provider_entra._compat import get_variable
 from airflow_provider_entra.provisioning.pipeline import staging_root
 
 __all__ = [
@@ -85,7 +86,7 @@ def resolve_staging_root(params: Mapping[str, Any] | None = None) -> str:
     :param params: the run's Params (``context["params"]``, or a task's ``params`` argument).
     :return: a URL (``file://``, ``s3://``...) or a local path, without a trailing slash.
     """
-    variable = Variable.get(STAGING_PATH_VARIABLE, default=None)
+    variable = get_variable(STAGING_PATH_VARIABLE)
     param = (params or {}).get(STAGING_PATH_PARAM)
     return staging_root(param, variable, os.environ.get("AIRFLOW_HOME", "~/airflow"))
 

@@ -35,9 +35,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from airflow.providers.common.compat.sdk import AirflowFailException, Asset, BaseHook, Param, dag, task
 from airflow.providers.standard.operators.empty import EmptyOperator
-from airflow.sdk import Asset, BaseHook, Param, dag, task
-from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_provider_entra.operators.bulk_upload import EntraBulkUploadOperator
 from airflow_provider_entra.operators.job_health import EntraJobHealthOperator

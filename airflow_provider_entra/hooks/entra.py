@@ -32,7 +32,7 @@ from urllib.parse import quote, urlsplit
 
 import msal
 import requests
-from airflow.sdk import BaseHook
+from airflow.providers.common.compat.sdk import BaseHook
 
 from airflow_provider_entra._constants import (
     BULK_REQUEST_SCHEMA,
@@ -84,7 +84,7 @@ from airflow_provider_entra.hooks._settings import (
 from airflow_provider_entra.hooks._transport import TimeoutSession, build_session
 
 if TYPE_CHECKING:
-    from airflow.sdk import Connection
+    from airflow.providers.common.compat.sdk import Connection
 
 __all__ = ["BulkUploadReceipt", "EntraHook", "clear_msal_apps", "clear_registries"]
 
@@ -187,7 +187,7 @@ class EntraHook(BaseHook):
 
     @classmethod
     def from_connection(cls, connection: Connection) -> EntraHook:
-        """A hook on a connection already fetched (e.g. ``await BaseHook.aget_connection(...)`` in a trigger).
+        """A hook on a connection already fetched (e.g. by ``get_async_connection`` in a trigger).
 
         :param connection: a connection of type ``entra``.
         """
