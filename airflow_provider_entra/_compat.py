@@ -8,6 +8,7 @@ providers: a changed keyword, a renamed constructor, an operator that moved, a f
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from airflow import __version__ as AIRFLOW_VERSION
@@ -22,6 +23,7 @@ __all__ = [
     "AIRFLOW_VERSION",
     "EmptyOperator",
     "HITL_AVAILABLE",
+    "connection_form_helpers",
     "get_variable",
     "make_asset",
 ]
@@ -55,3 +57,25 @@ def make_asset(*, name: str, uri: str) -> Asset:
     if AIRFLOW_V_3_0_PLUS:
         return Asset(name=name, uri=uri)
     return Asset(uri=uri)
+
+
+def connection_form_helpers() -> tuple[Any, Any, Callable[[str], Any]]:
+    """flask-appbuilder's text and password widgets and flask-babel's ``lazy_gettext`` for the connection form
+    built from the hook's widgets (Airflow 3.0 and 3.1), or stand-ins where they are not installed.
+
+    They come with the FAB provider, which a plain ``pip install apache-airflow`` 3.x does not have. The API
+    server builds the form with its own stand-ins for wtforms' fields, so ``wtforms`` (a dependency of this
+    provider) is all the form needs; without these two packages the fields keep wtforms' default widget.
+    """
+    try:
+        from flask_appbuilder.fieldwidgets import BS3PasswordFieldWidget, BS3TextFieldWidget
+    except ImportError:
+        BS3PasswordFieldWidget = BS3TextFieldWidget = None
+    try:
+        from flask_babel import lazy_gettext
+    except ImportError:
+
+        def lazy_gettext(text: str) -> str:
+            return text
+
+    return BS3TextFieldWidget, BS3PasswordFieldWidget, lazy_gettext

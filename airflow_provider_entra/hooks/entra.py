@@ -735,10 +735,12 @@ class EntraHook(BaseHook):
     @classmethod
     def get_connection_form_widgets(cls) -> dict[str, Any]:
         """Extra fields of the connection form on Airflow 3.0/3.1 (3.2+ reads ``conn-fields`` instead)."""
-        from flask_appbuilder.fieldwidgets import BS3PasswordFieldWidget, BS3TextFieldWidget
-        from flask_babel import lazy_gettext
         from wtforms import BooleanField, IntegerField, PasswordField, StringField
         from wtforms.validators import Optional, any_of
+
+        from airflow_provider_entra._compat import connection_form_helpers
+
+        BS3TextFieldWidget, BS3PasswordFieldWidget, lazy_gettext = connection_form_helpers()
 
         widgets: dict[str, Any] = {}
         for name, spec in CONN_FIELDS.items():
