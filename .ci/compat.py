@@ -77,12 +77,15 @@ class Case:
 
 
 # One Python per line by default, spread so every Python meets several lines; make test covers 3.3 on 3.11.
+# Airflow 3.0 and 3.2 installed without constraints get FastAPI/Starlette/pydantic/cadwyn releases newer than
+# they work with: even a one-task DAG fails inside Airflow (`airflow dags test`: 3.0.6 answers 422 to the task
+# start, 3.2.2 fails on a pydantic discriminator). Their users install with Airflow's constraints, which are
+# made at release; `as_of` installs what PyPI held then.
 CASES = [
-    Case("3.0", "3.0.6", "3.12", pythons=("3.11", "3.12")),
+    Case("2.11", "2.11.2", "3.12", pythons=("3.11", "3.12")),
+    Case("3.0", "3.0.6", "3.12", pythons=("3.11", "3.12"), as_of="2025-08-29T16:00:00Z"),
     Case("3.1", "3.1.8", "3.13"),
-    # Airflow 3.2 unconstrained gets a FastAPI/Starlette/cadwyn newer than it works with (`airflow dags test`
-    # fails inside Airflow); its users install with its constraints, made when 3.2.2 was released.
-    Case("3.2", "3.2.2", "3.11", as_of="2026-05-29T00:00:00Z"),
+    Case("3.2", "3.2.2", "3.11", as_of="2026-05-29T06:00:00Z"),
     Case("3.3", "3.3.2", "3.13"),
     Case("floors", "3.3.2", "3.11", pins=FLOORS, pure_tests=True, pythons=("3.11",)),
 ]
@@ -158,9 +161,8 @@ from airflow_provider_entra.hooks.entra import EntraHook
 from airflow_provider_entra.triggers.provisioning_logs import EntraProvisioningLogTrigger
 
 out = {"hook_conn_type": EntraHook.conn_type}
-info = ProvidersManager().hooks.get("entra")
-out["registered_hook"] = info.hook_class_name if info else None
-try:  # Airflow 3: the connection form metadata the UI reads (GET /ui/connections/hook_meta)
+# First, as in a fresh API server: the connection form metadata the UI reads (GET /ui/connections/hook_meta).
+try:  # Airflow 3
     from airflow.api_fastapi.core_api.services.ui.connections import HookMetaService
     meta = {m.connection_type: m for m in HookMetaService.hook_meta_data()}
     entra = meta.get("entra")
@@ -168,6 +170,8 @@ try:  # Airflow 3: the connection form metadata the UI reads (GET /ui/connection
 except ImportError:  # Airflow 2: the FAB UI builds the form from the hook's widgets
     widgets = ProvidersManager().connection_form_widgets
     out["form_fields"] = sorted(k.rsplit("__", 1)[-1] for k in widgets if k.startswith("extra__entra__"))
+info = ProvidersManager().hooks.get("entra")
+out["registered_hook"] = info.hook_class_name if info else None
 trigger = EntraProvisioningLogTrigger(entra_conn_id="entra_default", external_ids_path="/ids.csv",
     since="2026-01-01T00:00:00Z", poll_interval=5, timeout_at="2026-01-01T01:00:00Z", state_path="/s.jsonl")
 path, kwargs = trigger.serialize()
@@ -237,7 +241,11 @@ def run_case(case: Case, wheel: Path, work: Path, emulator: EmulatorProcess) -> 
             p for p in case.pins if p.split("==")[0] not in {"pandas", "numpy", "pyarrow", "msal"}
         ]
         as_of = ["--uploaded-prior-to", case.as_of] if case.as_of else []
-        run([*pip, "install", *pip_flags, *as_of, f"apache-airflow=={case.airflow}", *airflow_pins], log)
+        # Local package mirrors carry no upload times, so --uploaded-prior-to would let newer files in:
+        # PyPI only (no pip configuration files) for this step.
+        pip_env = {**os.environ, "PIP_CONFIG_FILE": os.devnull} if case.as_of else None
+        run([*pip, "install", *pip_flags, *as_of, f"apache-airflow=={case.airflow}", *airflow_pins], log,
+            pip_env)  # fmt: skip
         before = json.loads(run([py, "-c", VERSIONS], log))
         version = run([str(venv / "bin" / "airflow"), "version"], log, env).split()[-1]
         if version != case.airflow:

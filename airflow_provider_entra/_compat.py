@@ -23,6 +23,7 @@ __all__ = [
     "AIRFLOW_VERSION",
     "EmptyOperator",
     "HITL_AVAILABLE",
+    "asset_ref",
     "connection_form_helpers",
     "get_variable",
     "make_asset",
@@ -59,6 +60,23 @@ def make_asset(*, name: str, uri: str) -> Asset:
     return Asset(uri=uri)
 
 
+def _no_widget() -> None:
+    return None
+
+
+def asset_ref(*, name: str, uri: str) -> Any:
+    """A schedule's reference to the Asset ``name``, which the producing DAG declares at ``uri``.
+
+    Airflow 3 refers by name (``Asset.ref``); Airflow 2.11 matches Datasets by URI only, so there the
+    reference is a ``Dataset`` at ``uri``.
+    """
+    from airflow.providers.common.compat.sdk import Asset
+
+    if AIRFLOW_V_3_0_PLUS:
+        return Asset.ref(name=name)
+    return Asset(uri=uri)
+
+
 def connection_form_helpers() -> tuple[Any, Any, Callable[[str], Any]]:
     """flask-appbuilder's text and password widgets and flask-babel's ``lazy_gettext`` for the connection form
     built from the hook's widgets (Airflow 3.0 and 3.1), or stand-ins where they are not installed.
@@ -69,8 +87,8 @@ def connection_form_helpers() -> tuple[Any, Any, Callable[[str], Any]]:
     """
     try:
         from flask_appbuilder.fieldwidgets import BS3PasswordFieldWidget, BS3TextFieldWidget
-    except ImportError:
-        BS3PasswordFieldWidget = BS3TextFieldWidget = None
+    except ImportError:  # called like the widget classes; ``widget=None`` keeps wtforms' own widget
+        BS3PasswordFieldWidget = BS3TextFieldWidget = _no_widget
     try:
         from flask_babel import lazy_gettext
     except ImportError:
