@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PIP_FLAGS := --disable-pip-version-check --quiet --constraint constraints.txt
 
-.PHONY: install os-packages test lint format demo bench constraints clean
+.PHONY: install os-packages test lint format demo bench compat constraints clean
 
 install: $(STAMP)
 
@@ -36,6 +36,10 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/run_all.py
+
+# The built wheel in a fresh venv of each supported Airflow line (README: Supported Airflow and Python versions).
+compat: $(STAMP)
+	$(BIN)/python .ci/compat.py $(COMPAT_ARGS)
 
 # Regenerate constraints.txt from the current, working .venv (never includes the project itself).
 # Keeps the header comment (development only) of the current file.

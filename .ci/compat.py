@@ -122,20 +122,29 @@ def find_python(version: str) -> str:
     raise StepError(f"no Python {version} (pyenv or python{version} on PATH)")
 
 
-def run(cmd: list[str], log: Path, env: dict[str, str] | None = None, timeout: int = STEP_TIMEOUT) -> str:
-    """Run ``cmd``, append its output to ``log``, return stdout; raise StepError with the tail on failure."""
+def run(
+    cmd: list[str],
+    log: Path,
+    env: dict[str, str] | None = None,
+    timeout: int = STEP_TIMEOUT,
+    check: bool = True,
+) -> str:
+    """Run ``cmd``, append its output to ``log``, return stdout (and stderr when ``check`` is false); raise
+    StepError with the tail on failure."""
     with open(log, "a", encoding="utf-8") as out:
         out.write(f"\n$ {' '.join(cmd)}\n")
         done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout, cwd=log.parent)
         out.write(done.stdout)
         out.write(done.stderr)
+    if not check:
+        return done.stdout + done.stderr
     if done.returncode != 0:
         tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-15:])
         raise StepError(f"exit {done.returncode}: {' '.join(cmd[:6])}...\n{tail}")
     return done.stdout
 
 
-def airflow_env(home: Path) -> dict[str, str]:
+def airflow_env(home: Path, airflow: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "VIRTUAL_ENV", "PYTHON"))}
     env.update(
         {
@@ -143,7 +152,8 @@ def airflow_env(home: Path) -> dict[str, str]:
             "AIRFLOW__CORE__DAGS_FOLDER": str(home / "dags"),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
-            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            # Airflow 2 runs SQLite only with its SequentialExecutor (its default).
+            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor" if airflow >= "3" else "SequentialExecutor",
             "PYTHONWARNINGS": "ignore",
         }
     )
@@ -208,6 +218,13 @@ print(json.dumps(out))
 """
 
 
+def latest_summary(staging: Path) -> dict[str, Any]:
+    found = sorted(staging.glob("entra_hr_provisioning/*/run-summary.json"), key=lambda p: p.stat().st_mtime)
+    if not found:
+        raise StepError(f"entra_hr_provisioning wrote no run-summary.json under {staging}")
+    return json.loads(found[-1].read_text())
+
+
 def planned_installs(report: Path) -> dict[str, str]:
     items = json.loads(report.read_text())["install"]
     return {item["metadata"]["name"].lower(): item["metadata"]["version"] for item in items}
@@ -222,7 +239,7 @@ def run_case(case: Case, wheel: Path, work: Path, emulator: EmulatorProcess) -> 
     venv, home = root / "venv", root / "airflow-home"
     py, pip = str(venv / "bin" / "python"), [str(venv / "bin" / "python"), "-m", "pip"]
     pip_flags = ["--disable-pip-version-check", "--quiet"]
-    env = airflow_env(home)
+    env = airflow_env(home, case.airflow)
     started = time.monotonic()
     step = "venv"
 
@@ -291,6 +308,9 @@ def run_case(case: Case, wheel: Path, work: Path, emulator: EmulatorProcess) -> 
             raise StepError(f"example DAGs: {bag}")
 
         timed("DAG end to end")
+        # As a deployment's DAG processor would have: Airflow 3.0's `dags test` treats the outlet Asset of a
+        # DAG it has not parsed as inactive and fails the task that publishes it.
+        run([str(venv / "bin" / "airflow"), "dags", "reserialize"], log, env)
         emulator.reset()
         staging = root / "staging"
         env["AIRFLOW_CONN_ENTRA_DEFAULT"] = json.dumps(emulator.info["airflow_conn"])
@@ -304,10 +324,7 @@ def run_case(case: Case, wheel: Path, work: Path, emulator: EmulatorProcess) -> 
         }
         run([str(venv / "bin" / "airflow"), "dags", "test", "entra_hr_provisioning", "-c", json.dumps(conf)],
             log, env)  # fmt: skip
-        summaries = sorted(staging.glob("entra_hr_provisioning/*/run-summary.json"))
-        if not summaries:
-            raise StepError(f"entra_hr_provisioning wrote no run-summary.json under {staging}")
-        summary = json.loads(summaries[-1].read_text())
+        summary = latest_summary(staging)
         outcomes = summary.get("outcomes") or {}
         result.details["run"] = {
             "status": summary.get("status"),
@@ -318,6 +335,21 @@ def run_case(case: Case, wheel: Path, work: Path, emulator: EmulatorProcess) -> 
         bad = int(outcomes.get("failure", 0)) + int(outcomes.get("missing", 0))
         if summary.get("status") != "done" or bad or not summary.get("records_sent"):
             raise StepError(f"entra_hr_provisioning: {result.details['run']}")
+
+        timed("deletion guard")
+        # Half the employees missing from the next export: the guard must stop the run before any upload
+        # and say how to go ahead. Lines without human approval (< 3.1) must fail fast by themselves.
+        guard_conf = {**conf, "hr_path": str(home / "dags" / "data" / "hr_employees_truncated.csv")}
+        if tuple(int(x) for x in case.airflow.split(".")[:2]) >= (3, 1):
+            guard_conf["approval_timeout_minutes"] = 0
+        output = run([str(venv / "bin" / "airflow"), "dags", "test", "entra_hr_provisioning", "-c",
+                      json.dumps(guard_conf)], log, env, check=False)  # fmt: skip
+        guard = latest_summary(staging)
+        result.details["guard"] = {"status": guard.get("status"), "records_sent": guard.get("records_sent")}
+        if guard.get("status") != "guard_tripped" or guard.get("records_sent"):
+            raise StepError(f"the deletion guard let the truncated export through: {result.details['guard']}")
+        if "the DAG again with the Param approve_disables: true" not in output:
+            raise StepError("the tripped guard does not say how to re-run (approve_disables)")
 
         if case.pure_tests:
             timed("pure tests")
