@@ -22,8 +22,8 @@ It writes ``<work>/results.json`` and the markdown support table ``<work>/suppor
 also replaces the table in README.md). Exit status 1 when any case fails.
 
 Run it from the repository root with the development venv: ``.venv/bin/python .ci/compat.py`` (``.ci/run``
-does, after ``make test``). ``--cases 3.1,floors`` picks cases; ``--matrix full`` adds every other supported
-Python for each line.
+does, after ``make test``). ``--cases 3.1,floors`` picks cases; by default every line runs on every Python it
+supports (``--matrix quick``: one Python per line).
 """
 
 from __future__ import annotations
@@ -72,12 +72,13 @@ class Case:
     as_of: str | None = None
     #: Run the pure tests against the installed wheel too.
     pure_tests: bool = False
-    #: Pythons this line supports (the full matrix adds the others).
+    #: Pythons this line supports (the full matrix runs each).
     pythons: tuple[str, ...] = PYTHONS
     note: str = ""
 
 
-# One Python per line by default, spread so every Python meets several lines; make test covers 3.3 on 3.11.
+# `python` is a line's one Python in the quick matrix (spread so each Python meets several lines); the full
+# matrix, which CI runs, takes every Python in `pythons`. make test covers 3.3 on 3.11 with our constraints.
 # Airflow 3.0 and 3.2 installed without constraints get FastAPI/Starlette/pydantic/cadwyn releases newer than
 # they work with: even a one-task DAG fails inside Airflow (`airflow dags test`: 3.0.6 answers 422 to the task
 # start, 3.2.2 fails on a pydantic discriminator). Their users install with Airflow's constraints, which are
@@ -374,15 +375,20 @@ def run_case(case: Case, wheel: Path, work: Path, emulator: EmulatorProcess) -> 
 
 def table(results: list[Result], total: float) -> str:
     lines = [
-        "| Airflow | Python | result | common-compat | pandas | numpy | pyarrow | msal | minutes |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| Airflow | Python | result | Airflow installed from PyPI | common-compat | pandas | numpy "
+        "| pyarrow | msal | minutes |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
+    cases = {c.name: c for c in CASES}
     for r in results:
         v = r.versions
+        as_of = cases[r.case].as_of if r.case in cases else None
+        source = f"as of {as_of[:10]} (its constraints)" if as_of else "latest, unconstrained"
         label = r.airflow + (" (lowest declared floors)" if r.case == "floors" else "")
         status = "passed" if r.ok else f"**failed** at {r.failed_step}"
         lines.append(
-            f"| {label} | {r.python} | {status} | {v.get('apache-airflow-providers-common-compat', '-')} "
+            f"| {label} | {r.python} | {status} | {source} "
+            f"| {v.get('apache-airflow-providers-common-compat', '-')} "
             f"| {v.get('pandas', '-')} | {v.get('numpy', '-')} | {v.get('pyarrow', '-')} "
             f"| {v.get('msal', '-')} | {r.seconds / 60:.1f} |"
         )
@@ -416,7 +422,12 @@ def build_wheel(work: Path) -> Path:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", help="comma-separated case names (default: all)")
-    parser.add_argument("--matrix", choices=["ci", "full"], default="ci", help="full: every supported Python")
+    parser.add_argument(
+        "--matrix",
+        choices=["full", "quick"],
+        default="full",
+        help="full (CI): every line on every Python it supports; quick: one Python per line",
+    )
     parser.add_argument("--work", type=Path, default=REPO / "artifacts" / "compat")
     parser.add_argument("--readme", action="store_true", help="write the table into README.md")
     args = parser.parse_args(argv)
