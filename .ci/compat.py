@@ -54,7 +54,7 @@ EXAMPLE_DAGS = (
     "entra_provisioning_review",
 )
 #: The lowest versions pyproject.toml declares; the floors case installs exactly these.
-FLOORS = ("pandas==3.0.0", "numpy==2.0.0", "pyarrow==26.0.0", "msal==1.31.0")
+FLOORS = ("pandas==3.0.0", "numpy==2.0.0", "pyarrow==26.0.0", "msal==1.29.0")
 STEP_TIMEOUT = 900
 
 
