@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PIP_FLAGS := --disable-pip-version-check --quiet --constraint constraints.txt
 
-.PHONY: install test lint format demo bench constraints clean
+.PHONY: install os-packages test lint format demo bench compat constraints clean
 
 install: $(STAMP)
 
@@ -24,7 +24,11 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-test: lint
+# The browser test needs Debian's chromium: installed here when root with apt-get, else the command to run.
+os-packages:
+	.ci/os-packages
+
+test: os-packages lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 demo: $(STAMP)
@@ -33,9 +37,15 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/run_all.py
 
+# The built wheel in a fresh venv of each supported Airflow line (README: Supported Airflow and Python versions).
+compat: $(STAMP)
+	$(BIN)/python .ci/compat.py $(COMPAT_ARGS)
+
 # Regenerate constraints.txt from the current, working .venv (never includes the project itself).
+# Keeps the header comment (development only) of the current file.
 constraints:
-	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^-e ' > constraints.txt
+	{ grep '^#' constraints.txt; $(BIN)/python -m pip freeze --exclude-editable | grep -v '^-e '; } > constraints.txt.new
+	mv constraints.txt.new constraints.txt
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .demo artifacts

@@ -21,7 +21,7 @@ Foreign exceptions (msal error dicts, ``requests`` errors) are mapped in one pla
 
 from __future__ import annotations
 
-from airflow.sdk.exceptions import AirflowException
+from airflow.providers.common.compat.sdk import AirflowException
 
 __all__ = [
     "EntraApiError",

@@ -3,19 +3,18 @@
 Airflow 3 computes extra links on the worker when a task finishes and stores each URL as an XCom under the
 link's :attr:`~airflow.sdk.BaseOperatorLink.xcom_key`; the UI only reads that XCom. The operators call
 :meth:`EntraProvisioningLogsLink.persist` while they run (when the hook, and so the job, is known), and
-:meth:`EntraProvisioningLogsLink.get_link` returns what was persisted.
+:meth:`EntraProvisioningLogsLink.get_link` returns what was persisted. Airflow 2.11's webserver calls
+:meth:`~EntraProvisioningLogsLink.get_link` itself, which reads the same XCom.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperatorLink
-from airflow.sdk.execution_time.xcom import XCom
+from airflow.providers.common.compat.sdk import BaseOperatorLink, XCom
 
 if TYPE_CHECKING:
-    from airflow.sdk import BaseOperator, Context
-    from airflow.sdk.types import TaskInstanceKey
+    from airflow.providers.common.compat.sdk import BaseOperator, Context, TaskInstanceKey
 
 __all__ = ["EntraProvisioningLogsLink"]
 
@@ -25,6 +24,9 @@ class EntraProvisioningLogsLink(BaseOperatorLink):
     non-Microsoft host such as the local emulator, the Graph logs query for the job)."""
 
     name = "Entra provisioning logs"
+
+    if not hasattr(BaseOperatorLink, "xcom_key"):  # Airflow 2.11: the same key Airflow 3 derives
+        xcom_key = "_link_EntraProvisioningLogsLink"
 
     @classmethod
     def persist(cls, context: Context | dict[str, Any], url: str) -> None:

@@ -32,9 +32,10 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from airflow.sdk import ObjectStoragePath, Variable
+from airflow.providers.common.compat.sdk import ObjectStoragePath
 
 from airflow_provider_entra._atomic import atomic_write_bytes, open_private_append
+from airflow_provider_entra._compat import get_variable
 from airflow_provider_entra.provisioning.inputs import InputError, check_inputs, parse_roots
 from airflow_provider_entra.provisioning.pipeline import staging_root
 
@@ -96,7 +97,7 @@ def resolve_staging_root(params: Mapping[str, Any] | None = None) -> str:
     :param params: the run's Params (``context["params"]``, or a task's ``params`` argument).
     :return: a URL (``file://``, ``s3://``...) or a local path, without a trailing slash.
     """
-    variable = Variable.get(STAGING_PATH_VARIABLE, default=None)
+    variable = get_variable(STAGING_PATH_VARIABLE)
     param = (params or {}).get(STAGING_PATH_PARAM)
     return staging_root(param, variable, os.environ.get("AIRFLOW_HOME", "~/airflow"))
 
@@ -113,7 +114,7 @@ def source_roots(
     :param params: the run's Params (for the staging root).
     :param dag_data_folder: the example DAG's bundled data folder.
     """
-    configured = parse_roots(Variable.get(SOURCE_ROOTS_VARIABLE, default=None))
+    configured = parse_roots(get_variable(SOURCE_ROOTS_VARIABLE))
     if configured:
         return configured, False
     home = Path(os.environ.get("AIRFLOW_HOME", "~/airflow")).expanduser()
@@ -130,7 +131,7 @@ def check_run_inputs(
 ) -> None:
     """:func:`~airflow_provider_entra.provisioning.inputs.check_inputs` for a run, with the deployment's
     source roots; an unusable Param fails the task at once (no retry can fix it), naming the Param."""
-    from airflow.sdk.exceptions import AirflowFailException
+    from airflow.providers.common.compat.sdk import AirflowFailException
 
     roots, exports_elsewhere = source_roots(params, dag_data_folder)
     try:

@@ -21,13 +21,14 @@ Files: ``<staging root>/entra_admin_accounts/<run id>/`` per run, the admin job'
 from __future__ import annotations
 
 import logging
+import os
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from airflow.sdk import Asset, Param, dag, task
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.providers.common.compat.sdk import AirflowFailException, Param, dag, task
 
+from airflow_provider_entra._compat import asset_ref
 from airflow_provider_entra.hooks.entra import EntraHook
 from airflow_provider_entra.operators.bulk_upload import EntraBulkUploadOperator
 from airflow_provider_entra.operators.job_health import EntraJobHealthOperator
@@ -48,12 +49,24 @@ DATA = Path(__file__).parent / "data"
 #: The first release's admin snapshot, adopted into the admin job's ledger on the first run after an upgrade.
 ADMIN_SNAPSHOT_NAME = "admin_snapshot.parquet"
 log = logging.getLogger(__name__)
+#: Where entra_hr_provisioning declares its snapshot Asset (computed as there): Airflow 2.11 matches by URI.
+HR_SNAPSHOT_URI = pipeline.join(
+    pipeline.snapshot_dir(
+        pipeline.staging_root(
+            None,
+            os.environ.get("AIRFLOW_VAR_ENTRA_STAGING_PATH"),
+            os.environ.get("AIRFLOW_HOME", "~/airflow"),
+        ),
+        HR_DAG_ID,
+    ),
+    pipeline.SNAPSHOT_NAME,
+)
 
 
 @dag(
     dag_id=DAG_ID,
     description="Admin accounts for privileged staff, through their own provisioning job",
-    schedule=[Asset.ref(name="entra_hr_snapshot")],
+    schedule=[asset_ref(name="entra_hr_snapshot", uri=HR_SNAPSHOT_URI)],
     start_date=datetime(2026, 1, 1),
     catchup=False,
     max_active_runs=1,

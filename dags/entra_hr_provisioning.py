@@ -42,10 +42,21 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from airflow.providers.standard.operators.empty import EmptyOperator
-from airflow.sdk import Asset, BaseHook, Param, dag, task
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.providers.common.compat.sdk import (
+    AirflowFailException,
+    AirflowOptionalProviderFeatureException,
+    BaseHook,
+    Param,
+    dag,
+    task,
+)
 
+try:  # Airflow 3: the standard provider
+    from airflow.providers.standard.operators.empty import EmptyOperator
+except ImportError:  # Airflow 2.11
+    from airflow.operators.empty import EmptyOperator  # type: ignore[no-redef]
+
+from airflow_provider_entra._compat import make_asset
 from airflow_provider_entra.hooks.entra import EntraHook
 from airflow_provider_entra.operators.bulk_upload import EntraBulkUploadOperator
 from airflow_provider_entra.operators.job_health import EntraJobHealthOperator
@@ -61,7 +72,7 @@ from airflow_provider_entra.staging import (
 
 try:  # human approval in the UI: Airflow >= 3.1 (standard provider)
     from airflow.providers.standard.operators.hitl import ApprovalOperator
-except ImportError:  # pragma: no cover - Airflow 3.0
+except (ImportError, AirflowOptionalProviderFeatureException):  # pragma: no cover - Airflow < 3.1
     ApprovalOperator = None
 
 DAG_ID = "entra_hr_provisioning"
@@ -72,7 +83,7 @@ AIRFLOW_HOME = os.environ.get("AIRFLOW_HOME", "~/airflow")
 #: The committed HR snapshot. Its URI is the snapshot file under the deployment's staging root (the Variable
 #: as an ``AIRFLOW_VAR_`` environment variable, else the default); each event's ``extra`` carries the paths a
 #: run actually wrote, which is what ``entra_admin_accounts`` reads.
-HR_SNAPSHOT_ASSET = Asset(
+HR_SNAPSHOT_ASSET = make_asset(
     name="entra_hr_snapshot",
     uri=pipeline.join(
         pipeline.snapshot_dir(

@@ -20,8 +20,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from airflow.sdk import Param, dag, task
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.providers.common.compat.sdk import AirflowFailException, Param, dag, task
 
 from airflow_provider_entra.hooks.entra import EntraHook
 from airflow_provider_entra.operators.job_health import EntraJobHealthOperator

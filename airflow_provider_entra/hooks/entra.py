@@ -33,7 +33,7 @@ from urllib.parse import quote, urlsplit
 
 import msal
 import requests
-from airflow.sdk import BaseHook
+from airflow.providers.common.compat.sdk import BaseHook
 
 from airflow_provider_entra._constants import (
     BULK_REQUEST_SCHEMA,
@@ -85,7 +85,7 @@ from airflow_provider_entra.hooks._settings import (
 from airflow_provider_entra.hooks._transport import TimeoutSession, build_session
 
 if TYPE_CHECKING:
-    from airflow.sdk import Connection
+    from airflow.providers.common.compat.sdk import Connection
 
 __all__ = ["BulkUploadReceipt", "EntraHook", "clear_msal_apps", "clear_registries"]
 
@@ -200,7 +200,7 @@ class EntraHook(BaseHook):
 
     @classmethod
     def from_connection(cls, connection: Connection) -> EntraHook:
-        """A hook on a connection already fetched (e.g. ``await BaseHook.aget_connection(...)`` in a trigger).
+        """A hook on a connection already fetched (e.g. by ``get_async_connection`` in a trigger).
 
         :param connection: a connection of type ``entra``.
         """
@@ -749,10 +749,12 @@ class EntraHook(BaseHook):
     @classmethod
     def get_connection_form_widgets(cls) -> dict[str, Any]:
         """Extra fields of the connection form on Airflow 3.0/3.1 (3.2+ reads ``conn-fields`` instead)."""
-        from flask_appbuilder.fieldwidgets import BS3PasswordFieldWidget, BS3TextFieldWidget
-        from flask_babel import lazy_gettext
         from wtforms import BooleanField, IntegerField, PasswordField, StringField
         from wtforms.validators import Optional, any_of
+
+        from airflow_provider_entra._compat import connection_form_helpers
+
+        BS3TextFieldWidget, BS3PasswordFieldWidget, lazy_gettext = connection_form_helpers()
 
         widgets: dict[str, Any] = {}
         for name, spec in CONN_FIELDS.items():

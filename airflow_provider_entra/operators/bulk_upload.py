@@ -72,8 +72,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import pandas as pd
-from airflow.sdk import BaseOperator
-from airflow.sdk.exceptions import AirflowException
+from airflow.providers.common.compat.sdk import AirflowException, BaseOperator
 
 from airflow_provider_entra._constants import (
     BULK_REQUEST_SCHEMA,
@@ -107,7 +106,7 @@ from airflow_provider_entra.staging import (
 )
 
 if TYPE_CHECKING:
-    from airflow.sdk import Context, ObjectStoragePath
+    from airflow.providers.common.compat.sdk import Context, ObjectStoragePath
 
 __all__ = [
     "EXTERNAL_IDS_NAME",

@@ -34,8 +34,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
-from airflow.sdk import BaseSensorOperator, PokeReturnValue
-from airflow.sdk.exceptions import AirflowException, AirflowSensorTimeout, AirflowSkipException
+from airflow.providers.common.compat.sdk import (
+    AirflowException,
+    AirflowSensorTimeout,
+    AirflowSkipException,
+    BaseSensorOperator,
+    PokeReturnValue,
+)
 
 from airflow_provider_entra._rendered import parse_rendered
 from airflow_provider_entra.hooks.entra import EntraHook
@@ -66,7 +71,7 @@ from airflow_provider_entra.triggers.provisioning_logs import (
 )
 
 if TYPE_CHECKING:
-    from airflow.sdk import Context, ObjectStoragePath
+    from airflow.providers.common.compat.sdk import Context, ObjectStoragePath
 
 __all__ = ["ENTRIES_NAME", "OUTCOMES_NAME", "EntraProvisioningLogSensor"]
 

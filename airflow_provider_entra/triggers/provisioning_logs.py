@@ -42,6 +42,7 @@ from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
+from airflow.providers.common.compat.connection import get_async_connection
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_entra.exceptions import EntraAuthError, EntraError
@@ -361,9 +362,10 @@ class EntraProvisioningLogTrigger(BaseTrigger):
     "log_requests", "polls", "resolved", "expected", "pending_references", "started_at"}`` (``"message"`` on
     error).
 
-    The connection is read with ``await EntraHook.aget_connection()``; the hook's blocking calls (token, HTTP,
-    pacing) run in a worker thread (``asyncio.to_thread``), so the triggerer's event loop never blocks. (On
-    Airflow < 3.3.2 a synchronous connection read on the event loop could deadlock; neither happens here.)
+    The connection is read with common-compat's ``get_async_connection`` (``aget_connection`` on Airflow
+    >= 3.3.2, a worker thread before); the hook's blocking calls (token, HTTP, pacing) run in a worker thread
+    (``asyncio.to_thread``), so the triggerer's event loop never blocks. (On Airflow < 3.3.2 a synchronous
+    connection read on the event loop could deadlock; neither happens here.)
 
     :param entra_conn_id: connection of type ``entra``.
     :param external_ids_path: the upload's ids file (``.parquet``/``.csv`` with ``externalId``) or manifest.
@@ -458,7 +460,7 @@ class EntraProvisioningLogTrigger(BaseTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         try:
-            connection = await EntraHook.aget_connection(self.entra_conn_id)
+            connection = await get_async_connection(self.entra_conn_id, hook=EntraHook)
             # Building the hook parses credentials and loads CA bundles: off the event loop too.
             hook = await asyncio.to_thread(EntraHook.from_connection, connection)
             collector = await asyncio.to_thread(self._collector)

@@ -251,7 +251,7 @@ def chromium() -> Path:
     if not (CHROMIUM.is_file() and os.access(CHROMIUM, os.X_OK)):
         pytest.fail(
             f"the browser test needs Chromium from the OS packages at {CHROMIUM}: install it with "
-            "`apt-get install -y chromium` (Debian/Ubuntu; `.ci/run` does this), or point "
+            "`apt-get install -y chromium` (Debian/Ubuntu; `make test` does this as root), or point "
             "ENTRA_BROWSER_TEST_CHROMIUM at a Chromium binary. Playwright's browser downloads are not used.",
             pytrace=False,
         )
