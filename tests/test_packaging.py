@@ -18,7 +18,11 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE_DAGS = sorted(path.name for path in (REPO_ROOT / "dags").glob("entra_*.py"))
-EXAMPLE_DATA = sorted(path.name for path in (REPO_ROOT / "dags" / "data").iterdir() if path.is_file())
+EXAMPLE_DATA = sorted(
+    path.relative_to(REPO_ROOT / "dags" / "data").as_posix()
+    for path in (REPO_ROOT / "dags" / "data").rglob("*")
+    if path.is_file() and "__pycache__" not in path.parts
+)
 # The Airflow a user already runs; the venv holding it is kept between sessions (pytest's tmp root).
 USER_AIRFLOW = "3.1.8"
 AIRFLOW_DISTRIBUTIONS = {"apache-airflow", "apache-airflow-core", "apache-airflow-task-sdk"}
@@ -57,6 +61,8 @@ def test_wheel_holds_license_package_and_example_dags(dist: dict[str, Path]) -> 
     for data in EXAMPLE_DATA:
         assert f"airflow_provider_entra/example_dags/data/{data}" in names
     assert {"hr_mapping.yaml", "admin_mapping.yaml", "hr_employees.csv"} <= set(EXAMPLE_DATA)
+    assert {"examples/workday_raas.csv", "examples/workday_raas_mapping.yaml"} <= set(EXAMPLE_DATA)
+    assert "airflow_provider_entra/mapping/mapping.schema.json" in names
 
     metadata = zipfile.ZipFile(dist["wheel"]).read(f"{dist_info}/METADATA").decode()
     assert "License-Expression: Apache-2.0" in metadata
