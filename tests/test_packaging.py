@@ -104,7 +104,8 @@ def test_installed_wheel_copies_example_dags(dist: dict[str, Path], tmp_path: Pa
     )
     assert result.returncode == 0, result.stderr
     assert sorted(path.name for path in dags.glob("*.py")) == EXAMPLE_DAGS
-    assert sorted(path.name for path in (dags / "data").iterdir()) == EXAMPLE_DATA
+    copied = (dags / "data").rglob("*")
+    assert sorted(p.relative_to(dags / "data").as_posix() for p in copied if p.is_file()) == EXAMPLE_DATA
     assert (dags / "data" / "hr_mapping.yaml").read_bytes() == (
         REPO_ROOT / "dags" / "data" / "hr_mapping.yaml"
     ).read_bytes()
