@@ -382,14 +382,15 @@ def entra_hr_provisioning() -> None:
             and float(params["approval_timeout_minutes"]) > 0
             and not quality.get("nothing_valid")
         )
-        params_to_set = " and ".join(
+        to_set = [
             f"{name}: true"
             for name, tripped in (
                 ("approve_disables", decision["guard_tripped"]),
                 ("approve_quarantine", quality.get("tripped")),
             )
             if tripped
-        )
+        ]
+        params_to_set = ("Param " if len(to_set) == 1 else "Params ") + " and ".join(to_set)
         how = (
             "To go ahead, approve the 'approve_disables' task of this run in the UI (Required actions), "
             f"within {params['approval_timeout_minutes']} minute(s), or trigger"
@@ -398,7 +399,7 @@ def entra_hr_provisioning() -> None:
         )
         message = decision["message"]
         if not quality.get("nothing_valid"):
-            message += f" {how} the DAG again with the Param(s) {params_to_set}."
+            message += f" {how} the DAG again with the {params_to_set}."
         status = "rejected" if quality.get("nothing_valid") else "guard_tripped"
         report = pipeline.write_run_report(
             to_path(paths["run_dir"]),
