@@ -184,6 +184,7 @@ def test_truncated_export_stops_at_the_guard_until_approved(dags, entra_env, tmp
     assert decision["tripped"] and decision["disables"] > 50 and decision["limits"]
     summary = dags.read_summary(stopped)
     assert summary["status"] == "guard_tripped" and summary["records_sent"] == 0
+    assert "To go ahead, trigger the DAG again with the Param approve_disables: true." in summary["message"]
 
     # 2. With the approval task: a person rejects it in the UI; nothing is sent.
     responder = ApprovalResponder("Reject", monkeypatch)
