@@ -643,9 +643,10 @@ def plan(
         ],
         "full_sync": bool(full_sync),
         "missing_policy": missing_policy,
-        "inactive_scope_days": inactive_scope_days,
         "prehire_policy": prehire_policy,
         "delta_path": delta_path,
+        # Only when set: Airflow 3.0 refuses a None value among a task's multiple outputs.
+        **({"inactive_scope_days": inactive_scope_days} if inactive_scope_days is not None else {}),
     }
 
 
