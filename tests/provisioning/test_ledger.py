@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import multiprocessing
+import subprocess
+import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -181,23 +182,38 @@ def test_overlapping_runs_fold_in_microsofts_order_not_commit_order(tmp_path: Pa
     pd.testing.assert_series_equal(again["record_hash"], state["record_hash"])
 
 
-def _commit_many(args: tuple[str, int, int]) -> None:
-    folder, start, count = args
-    for i in range(start, start + count):
-        commit(
-            folder,
-            sent([(str(i), f"h{i}", f"u{i}@contoso.com", True, "joiner")]),
-            outcomes([(str(i), "success", None, T0 + timedelta(seconds=i))]),
-            run_id=f"run-{i}",
-        )
+#: One writer process: ``count`` commits of one record each, from ``start`` (a separate interpreter, so the
+#: test needs no importable test module, whatever pytest's import mode).
+_WRITER = """
+import sys
+from datetime import datetime, timedelta, timezone
+
+import pandas as pd
+
+from airflow_provider_entra.provisioning.ledger import commit
+
+folder, start, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+t0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+for i in range(start, start + count):
+    sent = pd.DataFrame(
+        {"externalId": [str(i)], "record_hash": [f"h{i}"], "userName": [f"u{i}@x.com"], "active": [True]}
+    )
+    outcomes = pd.DataFrame(
+        {"external_id": [str(i)], "status": ["success"], "activity_time": [t0 + timedelta(seconds=i)]}
+    )
+    commit(folder, sent, outcomes, run_id=f"run-{i}")
+"""
 
 
 def test_concurrent_commits_from_several_processes_lose_nothing(tmp_path: Path) -> None:
     """Two writers at once, each past the compaction threshold: every row survives."""
     folder = str(tmp_path / "ledger" / "job")
     per_writer = COMPACT_AFTER_FILES + 6
-    with multiprocessing.get_context("spawn").Pool(2) as pool:
-        pool.map(_commit_many, [(folder, 0, per_writer), (folder, 1000, per_writer)])
+    writers = [
+        subprocess.Popen([sys.executable, "-c", _WRITER, folder, str(start), str(per_writer)])
+        for start in (0, 1000)
+    ]
+    assert [w.wait(timeout=300) for w in writers] == [0, 0]
     state = read_ledger(folder).state
     expected = {str(i) for i in range(per_writer)} | {str(1000 + i) for i in range(per_writer)}
     assert set(state["externalId"]) == expected
