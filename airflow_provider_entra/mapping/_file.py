@@ -29,7 +29,13 @@ from airflow_provider_entra.mapping.models import (
 )
 from airflow_provider_entra.provisioning.normalise import HrSchema
 from airflow_provider_entra.scim.errors import MappingError
-from airflow_provider_entra.scim.mapping import AttributeMapping, _flatten, _NoDuplicatesLoader, _parse_spec
+from airflow_provider_entra.scim.mapping import (
+    AttributeMapping,
+    _flatten,
+    _NoDuplicatesLoader,
+    _parse_spec,
+    _reject_duplicate_json_keys,
+)
 from airflow_provider_entra.scim.paths import parse_path
 
 __all__ = ["MappingFile", "MappingFileError", "MappingProblem", "load_mapping_file"]
@@ -204,17 +210,8 @@ def _attribute_line(lines: KeyLines, scim_path: str) -> int | None:
 
 def _parse(text: str, name: str) -> Any:
     if name.lower().endswith(".json"):
-        return json.loads(text, object_pairs_hook=_no_duplicate_json_keys)
+        return json.loads(text, object_pairs_hook=_reject_duplicate_json_keys)
     return yaml.load(text, Loader=_NoDuplicatesLoader)  # noqa: S506 - a SafeLoader subclass
-
-
-def _no_duplicate_json_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise MappingError(f"duplicate key {key!r}", path=key)
-        out[key] = value
-    return out
 
 
 def _pydantic_problems(file: str, exc: ValidationError, lines: KeyLines) -> list[MappingProblem]:
