@@ -272,7 +272,7 @@ def entra_admin_accounts() -> None:
         mapping="{{ params.mapping_path }}",
         input_kind="mapped",
         output_dir=derived["run_dir"],
-        dry_run="{{ params.dry_run }}",
+        build_only_param="dry_run",
     )
     verify = EntraProvisioningLogSensor(
         task_id="verify",

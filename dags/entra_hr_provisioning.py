@@ -574,7 +574,7 @@ def entra_hr_provisioning() -> None:
         input_kind="mapped",
         known_manager_ids_path=staged["known_ids_path"],
         output_dir=extracted["run_dir"],
-        dry_run="{{ params.dry_run }}",
+        build_only_param="dry_run",
         retries=2,  # a retry resumes after the requests its manifest records as accepted
         retry_delay=timedelta(minutes=2),
     )

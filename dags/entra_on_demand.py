@@ -196,7 +196,7 @@ def entra_on_demand() -> None:
         input_kind="mapped",
         known_manager_ids_path=selected["known_ids_path"],
         output_dir=selected["run_dir"],
-        dry_run="{{ params.dry_run }}",
+        build_only_param="dry_run",
     )
     verify = EntraProvisioningLogSensor(
         task_id="verify",

@@ -441,6 +441,8 @@ class EntraBulkUploadOperator(BaseOperator):
         input_kind: InputKind = "auto",
         entra_conn_id: str = EntraHook.default_conn_name,
         dry_run: bool | str = False,
+        build_only: bool = False,
+        build_only_param: str | None = None,
         managers_first: bool = True,
         known_manager_ids_path: str | ObjectStoragePath | None = None,
         output_dir: str | ObjectStoragePath | None = None,
@@ -468,6 +470,8 @@ class EntraBulkUploadOperator(BaseOperator):
         # Shadows BaseOperator.dry_run(), an Airflow 2 helper that nothing in Airflow 3 calls; the parameter
         # name is the provider's public API and template fields need the attribute to match it.
         self.dry_run = dry_run  # type: ignore[method-assign,assignment]
+        self.build_only = build_only
+        self.build_only_param = build_only_param
         self.managers_first = managers_first
         self.known_manager_ids_path = known_manager_ids_path
         self.output_dir = output_dir
@@ -479,7 +483,11 @@ class EntraBulkUploadOperator(BaseOperator):
 
     # --- inputs -------------------------------------------------------------------------------------------
 
-    def _dry_run(self) -> bool:
+    def _dry_run(self, context: Context | Mapping[str, Any]) -> bool:
+        if self.build_only_param is not None:
+            return bool((context.get("params") or {}).get(self.build_only_param))
+        if self.build_only:
+            return True
         value = self.dry_run
         if isinstance(value, str):
             text = value.strip().lower()
@@ -650,7 +658,7 @@ class EntraBulkUploadOperator(BaseOperator):
     # --- run ----------------------------------------------------------------------------------------------
 
     def execute(self, context: Context) -> dict[str, Any]:
-        dry_run = self._dry_run()
+        dry_run = self._dry_run(context)
         out = self._output_dir()
         plan = self.plan(context)
         manifest_path = out / MANIFEST_NAME
