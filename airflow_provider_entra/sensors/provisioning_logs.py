@@ -345,6 +345,9 @@ class EntraProvisioningLogSensor(BaseSensorOperator):
                 settle_seconds=self.settle_seconds,
                 started_at=self._verify_started_at,
                 tolerance_seconds=self.acceptance_tolerance_seconds,
+                first_poll_at=(
+                    datetime.now(timezone.utc) + timedelta(seconds=float(self.poke_interval))
+                ).isoformat(),
             ),
             method_name="execute_complete",
             kwargs={"verify_started_at": self._verify_started_at},

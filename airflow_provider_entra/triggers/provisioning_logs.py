@@ -372,6 +372,9 @@ class EntraProvisioningLogTrigger(BaseTrigger):
     :param since: ISO 8601 start of the first poll window (the earliest acceptance minus the tolerance, or
         the first submit minus a clock-skew margin when the upload saw no ``Date`` header).
     :param poll_interval: seconds between polls.
+    :param first_poll_at: ISO 8601 time before which the trigger does not poll (the deferring task has just
+        polled: the next read is one interval later, within the logs API's rate limit). In the past (a
+        triggerer restart), the trigger polls at once.
     :param timeout_at: ISO 8601 time after which the trigger stops with status ``timeout``.
     :param page_size: ``$top`` of each page.
     :param state_path: JSON Lines file the collected entries go to (``entries_path`` in the event).
@@ -397,6 +400,7 @@ class EntraProvisioningLogTrigger(BaseTrigger):
         settle_seconds: float = DEFAULT_SETTLE_SECONDS,
         started_at: str | None = None,
         tolerance_seconds: float = DEFAULT_TOLERANCE_SECONDS,
+        first_poll_at: str | None = None,
     ) -> None:
         super().__init__()
         self.entra_conn_id = entra_conn_id
@@ -410,6 +414,7 @@ class EntraProvisioningLogTrigger(BaseTrigger):
         self.settle_seconds = settle_seconds
         self.started_at = started_at
         self.tolerance_seconds = tolerance_seconds
+        self.first_poll_at = first_poll_at
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -426,6 +431,7 @@ class EntraProvisioningLogTrigger(BaseTrigger):
                 "settle_seconds": self.settle_seconds,
                 "started_at": self.started_at,
                 "tolerance_seconds": self.tolerance_seconds,
+                "first_poll_at": self.first_poll_at,
             },
         )
 
@@ -468,6 +474,8 @@ class EntraProvisioningLogTrigger(BaseTrigger):
             yield self._event(STATUS_ERROR, None, message=f"{type(exc).__name__}: {exc}")
             return
         deadline = _utc(self.timeout_at)
+        if self.first_poll_at:
+            await asyncio.sleep(max(0.0, (min(_utc(self.first_poll_at), deadline) - _now()).total_seconds()))
         errors = 0
         while True:
             try:

@@ -269,11 +269,16 @@ def artifacts() -> Path:
 
 @pytest.fixture(scope="module")
 def browser_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatorProcess]:
-    """An emulator of our own, slow enough to process (6 s) that the log check defers to the triggerer.
+    """An emulator of our own, slow enough to process (15 s) that the log check defers to the triggerer.
+
+    The delay is longer than Airflow 3.3's LocalExecutor takes to report the deferring process finished
+    (up to its 5 s ``min_heartbeat_interval``): a trigger that fires before that report makes the scheduler
+    fail the resumed task ("finished with state success, but the task instance's state attribute is
+    running"). Entra's own log delay is minutes.
 
     Task processes and the triggerer reach it through the connection environment variables.
     """
-    with EmulatorProcess(tmp_path_factory.mktemp("browser-emulator"), processing_delay=6) as emu:
+    with EmulatorProcess(tmp_path_factory.mktemp("browser-emulator"), processing_delay=15) as emu:
         yield emu
 
 

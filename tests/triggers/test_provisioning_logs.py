@@ -350,3 +350,29 @@ def test_negative_tolerance_is_refused(tmp_path):
         ProvisioningLogCollector(
             ["x"], since=datetime.now(timezone.utc), entries_path=tmp_path / "e", tolerance_seconds=-1
         )
+
+
+async def test_no_log_read_before_first_poll_at_the_deferring_task_just_polled(entra_env, tmp_path):
+    emulator = entra_env
+    receipt = EntraHook().bulk_upload(bulk(*[user(f"f{i}") for i in range(3)]))
+    before = emulator.stats()["calls"].get("provisioningLogs", 0)
+    first_poll_at = datetime.now(timezone.utc) + timedelta(seconds=3)
+    trigger = make_trigger(
+        tmp_path, ["f0", "f1", "f2"], since=receipt.submitted_at, first_poll_at=first_poll_at.isoformat()
+    )
+
+    running = asyncio.ensure_future(first_event(trigger))
+    await asyncio.sleep(1.0)
+    calls_while_waiting = emulator.stats()["calls"].get("provisioningLogs", 0)
+    event = await running
+
+    assert calls_while_waiting == before
+    assert event["status"] == "complete" and event["resolved"] == 3
+    assert emulator.stats()["calls"]["provisioningLogs"] > before
+
+
+async def test_a_first_poll_time_in_the_past_polls_at_once(entra_env, tmp_path):
+    receipt = EntraHook().bulk_upload(bulk(user("p0")))
+    past = (datetime.now(timezone.utc) - timedelta(hours=1)).isoformat()
+    event = await first_event(make_trigger(tmp_path, ["p0"], since=receipt.submitted_at, first_poll_at=past))
+    assert event["status"] == "complete"
