@@ -30,19 +30,21 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta, timezone
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 from airflow.providers.common.compat.sdk import (
     AirflowException,
+    AirflowFailException,
     AirflowSensorTimeout,
     AirflowSkipException,
     BaseSensorOperator,
     PokeReturnValue,
+    conf,
 )
 
-from airflow_provider_entra._rendered import parse_rendered
 from airflow_provider_entra.hooks.entra import EntraHook
 from airflow_provider_entra.links import EntraProvisioningLogsLink
 from airflow_provider_entra.provisioning.reconcile import (
@@ -56,7 +58,8 @@ from airflow_provider_entra.provisioning.reconcile import (
     records_to_resend,
 )
 from airflow_provider_entra.provisioning.report import write_report
-from airflow_provider_entra.staging import local_path, read_jsonl, to_path, write_frame
+from airflow_provider_entra.provisioning.verdict import Tally, verdict
+from airflow_provider_entra.staging import local_path, read_jsonl, to_path, write_bytes, write_frame
 from airflow_provider_entra.triggers.provisioning_logs import (
     DEFAULT_LOOKBACK_SECONDS,
     DEFAULT_PAGE_SIZE,
@@ -81,6 +84,8 @@ ENTRIES_NAME = "provisioning-log-entries.jsonl"
 OUTCOMES_NAME = "outcomes.parquet"
 #: Failed records named in the task's failure message; the report lists all.
 MAX_NAMED_FAILURES = 10
+#: When the verification started (ISO 8601), in the report folder.
+STARTED_NAME = "verify-started-at.txt"
 #: XCom key the result is also pushed under when the task fails on the thresholds.
 VERIFICATION_XCOM_KEY = "verification"
 
@@ -88,16 +93,9 @@ VERIFICATION_XCOM_KEY = "verification"
 def _parse_summary(value: Mapping[str, Any] | str) -> dict[str, Any]:
     if isinstance(value, Mapping):
         return dict(value)
-    if isinstance(value, str):
-        try:
-            parsed = parse_rendered(value)
-        except ValueError:
-            parsed = None
-        if isinstance(parsed, Mapping):
-            return dict(parsed)
-    raise AirflowException(
-        "upload_summary must be the upload task's summary (a dict, or its JSON text), "
-        f"got {type(value).__name__}"
+    raise AirflowFailException(
+        "upload_summary must be the upload task's summary as a dict: pass the upload task's output "
+        f"(upload.output), not a Jinja string; got {type(value).__name__}"
     )
 
 
@@ -109,14 +107,14 @@ def _utc(value: str | datetime) -> datetime:
 def _param_number(params: Mapping[str, Any], name: str) -> float:
     """The run Param ``name`` as a non-negative number (a timing the sensor takes from the trigger form)."""
     if name not in params:
-        raise AirflowException(f"The sensor reads its timing from the Param {name!r}, which this run lacks")
+        raise AirflowFailException(f"The sensor reads its timing from the Param {name!r}; this run lacks it")
     value = params[name]
     try:
         number = float(value)
     except (TypeError, ValueError):
         number = math.nan
     if isinstance(value, bool) or not math.isfinite(number) or number < 0:
-        raise AirflowException(f"Param {name!r} must be a non-negative number, got {value!r}")
+        raise AirflowFailException(f"Param {name!r} must be a non-negative number, got {value!r}")
     return number
 
 
@@ -124,14 +122,18 @@ class EntraProvisioningLogSensor(BaseSensorOperator):
     """Wait until every record of an upload has an outcome in the provisioning logs, then report and judge.
 
     Each poll is one filtered, paged listing of the job's log (never a query per user), paced at the
-    logs API's 5 requests per 10 seconds. With ``deferrable=True`` (the default) the task polls once, then
+    logs API's 5 requests per 10 seconds. With ``deferrable=True`` (the default when the deployment sets
+    ``[operators] default_deferrable = True``; the example DAGs pass it) the task polls once, then
     hands the wait to :class:`~airflow_provider_entra.triggers.provisioning_logs.EntraProvisioningLogTrigger`
     in the triggerer; otherwise it pokes (``mode="poke"`` or ``"reschedule"``). When every record has an
     outcome, or ``timeout`` passes (the rest are ``missing``), it writes into ``report_dir``:
-    ``outcomes.parquet``, ``outcomes.csv`` and ``report.html``, then fails the task when failures exceed
-    ``max_failures`` or ``max_failure_percent``, naming the top reasons. A dry-run upload is skipped.
+    ``outcomes.parquet``, ``outcomes.csv`` and ``report.html``, then fails the task when more records did
+    not reach Entra than ``max_failures`` or ``max_failure_percent`` allow (the one rule of
+    :func:`~airflow_provider_entra.provisioning.verdict.verdict`), naming the top reasons. A dry-run upload
+    is skipped.
 
-    :param upload_summary: the upload task's return value (dict or its JSON text), e.g. ``upload.output``.
+    :param upload_summary: the upload task's return value as a dict: pass ``upload.output`` (resolved
+        natively, not rendered to text).
         Needs ``external_ids_path`` (or ``manifest_path``) and ``first_submit``; the per-record acceptance
         times are read from the ``accepted_at`` column of that file (or the manifest's lines). (templated)
     :param entra_conn_id: connection of type ``entra``; must point at the job that received the upload.
@@ -139,10 +141,9 @@ class EntraProvisioningLogSensor(BaseSensorOperator):
     :param report_dir: folder (local path or ObjectStoragePath URL) for the report and collected entries;
         default: the folder of the upload's manifest. (templated)
     :param page_size: ``$top`` per page of the logs listing.
-    :param max_failures: fail when more records than this failed; ``None`` for no count limit.
-    :param max_failure_percent: fail when more than this percentage of the records failed; ``None`` for no
-        percentage limit.
-    :param count_missing_as_failures: records with no log entry by the timeout count as failures.
+    :param max_failures: fail when more records than this did not reach Entra (failed, or no log entry by
+        the timeout: not proven is not provisioned); ``None`` for no count limit.
+    :param max_failure_percent: the same limit as a percentage of the records sent; ``None`` for none.
     :param settle_seconds: once every record has an outcome but some manager references were still
         unresolved, wait this long for Entra's follow-up ``update`` entries.
     :param lookback_seconds: each poll re-reads this band behind the newest entry seen (log delay spread).
@@ -157,7 +158,8 @@ class EntraProvisioningLogSensor(BaseSensorOperator):
         window starts, and older entries are ignored, this long before the first submit by the worker's
         local clock. The margin must cover the skew between that clock and Microsoft's, so such records can
         be credited with another run's entry written within it.
-    :param deferrable: wait in the triggerer (default) instead of a worker slot.
+    :param deferrable: wait in the triggerer instead of a worker slot; default: the deployment's
+        ``[operators] default_deferrable``.
     :param poke_interval: seconds between polls (in both modes).
     :param timeout: seconds to wait for outcomes before reporting the rest as missing.
     :param poke_interval_param: name of a run Param holding the seconds between polls; when set, its value
@@ -183,12 +185,11 @@ class EntraProvisioningLogSensor(BaseSensorOperator):
         page_size: int = DEFAULT_PAGE_SIZE,
         max_failures: int | None = 0,
         max_failure_percent: float | None = None,
-        count_missing_as_failures: bool = True,
         settle_seconds: float = DEFAULT_SETTLE_SECONDS,
         lookback_seconds: float = DEFAULT_LOOKBACK_SECONDS,
         acceptance_tolerance_seconds: float = DEFAULT_TOLERANCE_SECONDS,
         clock_skew_seconds: float = 120.0,
-        deferrable: bool = True,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         poke_interval: float = 60,
         timeout: float = 3600,
         poke_interval_param: str | None = None,
@@ -209,7 +210,6 @@ class EntraProvisioningLogSensor(BaseSensorOperator):
         self.page_size = page_size
         self.max_failures = max_failures
         self.max_failure_percent = max_failure_percent
-        self.count_missing_as_failures = count_missing_as_failures
         self.settle_seconds = settle_seconds
         self.lookback_seconds = lookback_seconds
         self.acceptance_tolerance_seconds = acceptance_tolerance_seconds
@@ -233,7 +233,7 @@ class EntraProvisioningLogSensor(BaseSensorOperator):
         summary = self.summary
         source = summary.get("external_ids_path") or summary.get("manifest_path")
         if not source:
-            raise AirflowException("upload_summary has neither external_ids_path nor manifest_path")
+            raise AirflowFailException("upload_summary has neither external_ids_path nor manifest_path")
         return str(source)
 
     def _report_dir(self) -> ObjectStoragePath:
@@ -278,15 +278,27 @@ class EntraProvisioningLogSensor(BaseSensorOperator):
             ).restore()
         return self._collector
 
-    def _hook(self) -> EntraHook:
+    @cached_property
+    def hook(self) -> EntraHook:
+        """The connection's hook, built once per task (checked against the upload's job)."""
         hook = EntraHook(self.entra_conn_id)
         expected_job = self.summary.get("job_id")
         if expected_job and expected_job != hook.job_id:
-            raise AirflowException(
+            raise AirflowFailException(
                 f"Connection '{self.entra_conn_id}' points at job {hook.job_id}, but the upload went to job "
                 f"{expected_job}: its outcomes are in that job's logs. Use the upload's connection."
             )
         return hook
+
+    def _started_at(self) -> str:
+        """When this verification started: kept beside the collected entries, so a sensor in ``reschedule``
+        mode (``execute`` runs again on every poke) and a retry keep the first start."""
+        path = self._report_dir() / STARTED_NAME
+        if path.exists():
+            return path.read_text().strip()
+        started = datetime.now(timezone.utc).isoformat()
+        write_bytes(path, started.encode())
+        return started
 
     def _apply_param_timing(self, context: Context) -> None:
         """Replace ``poke_interval``, ``settle_seconds`` and ``timeout`` by the run Params named for them."""
@@ -308,8 +320,8 @@ class EntraProvisioningLogSensor(BaseSensorOperator):
         summary = self.summary
         if summary.get("dry_run"):
             raise AirflowSkipException("The upload was a dry run: nothing was sent, nothing to verify.")
-        self._verify_started_at = datetime.now(timezone.utc).isoformat()
-        hook = self._hook()
+        self._verify_started_at = self._started_at()
+        hook = self.hook
         EntraProvisioningLogsLink.persist(context, hook.portal_logs_url())
         if not summary.get("first_submit"):
             self.log.info("The upload sent no records; nothing to verify.")
@@ -357,7 +369,7 @@ class EntraProvisioningLogSensor(BaseSensorOperator):
 
     def poke(self, context: Context) -> bool | PokeReturnValue:
         collector = self._collector_for_run()
-        result = collector.poll(self._hook())
+        result = collector.poll(self.hook)
         self._log_progress(result.resolved, result.expected, result.log_requests, result.pending_references)
         if not result.complete:
             return False
@@ -475,24 +487,13 @@ class EntraProvisioningLogSensor(BaseSensorOperator):
     def _threshold_breach(
         self, outcomes: pd.DataFrame, failures: int, missing: int, status: str
     ) -> str | None:
-        total = len(outcomes)
-        counted = failures + (missing if self.count_missing_as_failures else 0)
-        limits = []
-        if self.max_failures is not None and counted > self.max_failures:
-            limits.append(f"max_failures={self.max_failures}")
-        percent = counted * 100.0 / total if total else 0.0
-        if self.max_failure_percent is not None and percent > self.max_failure_percent:
-            limits.append(f"max_failure_percent={self.max_failure_percent:g}")
-        if not limits:
+        """:func:`~airflow_provider_entra.provisioning.verdict.verdict`, with reasons and records named."""
+        tally = Tally(records=len(outcomes), failures=failures, missing=missing)
+        text = verdict(tally, max_failures=self.max_failures, max_failure_percent=self.max_failure_percent)
+        if text is None:
             return None
-        parts = [f"{failures} of {total} records failed"]
-        if missing:
-            parts.append(
-                f"{missing} have no log entry"
-                + (" (verification timed out)" if status == STATUS_TIMEOUT else "")
-                + ("" if self.count_missing_as_failures else " (not counted)")
-            )
-        text = f"{' and '.join(parts)} ({percent:.1f}%), over {' and '.join(limits)}."
+        if missing and status == STATUS_TIMEOUT:
+            text += " The verification timed out."
         reasons = failure_reasons(outcomes, top=5)
         if reasons:
             text += " Top reasons: " + ", ".join(f"{code} ({count})" for code, count in reasons) + "."

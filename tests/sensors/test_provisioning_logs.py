@@ -7,7 +7,6 @@ sensor reads them through the hook over HTTPS. Deferral runs inline under dag.te
 from __future__ import annotations
 
 import asyncio
-import json
 import math
 import os
 import re
@@ -20,7 +19,12 @@ import pytest
 from airflow.models.serialized_dag import SerializedDagModel
 from airflow.models.trigger import Trigger
 from airflow.models.xcom import XComModel
-from airflow.sdk.exceptions import AirflowException, AirflowSkipException, TaskDeferred
+from airflow.sdk.exceptions import (
+    AirflowException,
+    AirflowFailException,
+    AirflowSkipException,
+    TaskDeferred,
+)
 from airflow.utils.session import create_session
 from airflow.utils.state import TaskInstanceState
 from sqlalchemy import select
@@ -196,7 +200,7 @@ def test_failure_message_names_reasons_and_records(entra_env, tmp_path):
     with pytest.raises(AirflowException) as raised:
         sensor.execute({"run_id": "manual__failures"})
     message = str(raised.value)
-    assert "1 of 60 records failed" in message and "max_failures=0" in message
+    assert "1 of 60 record(s) did not reach Entra (1 failed; 1.7%)" in message and "max_failures=0" in message
     assert "AzureActiveDirectoryInvalidUserPrincipalName (1)" in message
     assert "1030 (AzureActiveDirectoryInvalidUserPrincipalName)" in message
     assert "report.html" in message
@@ -210,7 +214,7 @@ def test_percentage_threshold_tolerates_a_few_failures(entra_env, tmp_path):
     entra_env.process()
     sensor = EntraProvisioningLogSensor(
         task_id="verify",
-        upload_summary=json.dumps(summary),  # as text, like a non-native template rendering
+        upload_summary=summary,
         deferrable=False,
         poke_interval=0.5,
         timeout=60,
@@ -243,6 +247,12 @@ def test_reschedule_mode_resumes_from_the_staged_entries(airflow_db, slow_proces
     assert result["outcomes"]["success"] == records
     # Each reschedule is a new task instance run; the poll counter survived in the state file.
     assert result["log_polls"] >= 2
+    # ... and so did the verification's start: the first poke's, at least one 1 s poke interval before the
+    # report was written (not reset by every reschedule).
+    started = (path.parent / "verify-started-at.txt").read_text()
+    report = Path(to_path(result["report_html"]).path)
+    assert started in report.read_text()
+    assert report.stat().st_mtime - datetime.fromisoformat(started).timestamp() >= 1.0
 
 
 def test_param_timing_drives_the_deferred_trigger(airflow_db, slow_processing, tmp_path):
@@ -331,7 +341,7 @@ def test_timeout_reports_unresolved_records_as_missing(entra_env, tmp_path):
         timeout=0.5,  # two polls: the logs API allows 5 requests per 10 s
         report_dir=str(tmp_path / "strict"),
     )
-    with pytest.raises(AirflowException, match=r"30 have no log entry \(verification timed out\)"):
+    with pytest.raises(AirflowException, match=r"30 have no log entry.*The verification timed out\."):
         strict.execute({"run_id": "manual__timeout"})
 
 
@@ -449,3 +459,9 @@ def test_poll_window_starts_at_the_earliest_acceptance_minus_the_tolerance(tmp_p
 def test_negative_acceptance_tolerance_is_refused():
     with pytest.raises(ValueError, match="acceptance_tolerance_seconds"):
         EntraProvisioningLogSensor(task_id="v", upload_summary={}, acceptance_tolerance_seconds=-1)
+
+
+def test_a_summary_rendered_to_text_is_refused_with_what_to_pass(tmp_path):
+    sensor = EntraProvisioningLogSensor(task_id="verify", upload_summary='{"first_submit": "x"}')
+    with pytest.raises(AirflowFailException, match=r"pass the upload task's output \(upload.output\)"):
+        sensor.execute({"run_id": "manual__text", "params": {}})
