@@ -24,7 +24,8 @@ from typing import Any
 
 import uvicorn
 
-from airflow_provider_entra.emulator._core import Config, Emulator, parse_rate
+from airflow_provider_entra.emulator._config import Config, parse_rate
+from airflow_provider_entra.emulator._core import Emulator
 from airflow_provider_entra.emulator._identity import App, Identity, b64_secret
 from airflow_provider_entra.emulator._pki import Pki, ensure_pki, thumbprints
 from airflow_provider_entra.emulator._protocol import ALL_ROLES, DEFAULT_DAILY_QUOTA, DEFAULT_RATE_LIMIT

@@ -1,6 +1,6 @@
 """Protocol facts the emulator enforces, as named constants, from Microsoft's pages.
 
-Sources:
+``docs/entra-facts.md`` states each fact with the Microsoft page it comes from. The pages:
 - the API and its asynchronous processing:
   https://learn.microsoft.com/en-us/entra/identity/app-provisioning/inbound-provisioning-api-concepts
 - bulkUpload: https://learn.microsoft.com/en-us/graph/api/synchronization-synchronizationjob-post-bulkupload
@@ -16,6 +16,9 @@ docs/emulator.md says which behaviours are Microsoft's and which are our reading
 """
 
 from __future__ import annotations
+
+import datetime as dt
+import math
 
 SCIM_CONTENT_TYPE = "application/scim+json"
 BULK_REQUEST_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:BulkRequest"
@@ -59,9 +62,24 @@ DEFAULT_DELETE_THRESHOLD = 500
 RESET_SCOPES = {"Watermark", "Escrows", "QuarantineState", "Full", "ForceDeletes", "ConnectorDataStore"}
 
 ERROR_INVALID_UPN = "AzureActiveDirectoryInvalidUserPrincipalName"
+ERROR_REQUIRED_MISSING = "AzureActiveDirectoryRequiredPropertyMissing"
 SKIP_UNRESOLVED_REFERENCE = "UnableToResolveReferenceAttributeValue"
 SKIP_REDUNDANT = "RedundantExport"
 #: A record out of the job's scope (here: inactive, with no matching user, and ``create_inactive`` off).
 SKIP_NOT_EFFECTIVELY_ENTITLED = "NotEffectivelyEntitled"
 
 DEFAULT_DOMAIN = "contoso.onmicrosoft.com"
+
+
+def iso(ts: float) -> str:
+    """UTC timestamp in whole seconds with ``Z``, as provisioning logs show ``activityDateTime``."""
+    return dt.datetime.fromtimestamp(math.floor(ts), dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def iso_ms(ts: float) -> str:
+    """UTC timestamp in milliseconds with ``Z``, as a job's ``lastExecution`` shows its times."""
+    return (
+        dt.datetime.fromtimestamp(ts, dt.timezone.utc)
+        .isoformat(timespec="milliseconds")
+        .replace("+00:00", "Z")
+    )

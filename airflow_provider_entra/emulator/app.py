@@ -30,7 +30,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from airflow_provider_entra.emulator._core import Emulator, Job, iso
+from airflow_provider_entra.emulator._core import Emulator
 from airflow_provider_entra.emulator._identity import (
     GRAPH_RESOURCES,
     App,
@@ -40,6 +40,7 @@ from airflow_provider_entra.emulator._identity import (
     b64_secret,
     scope_resource,
 )
+from airflow_provider_entra.emulator._jobs import Job
 from airflow_provider_entra.emulator._logfilter import FilterError
 from airflow_provider_entra.emulator._pki import jwk
 from airflow_provider_entra.emulator._protocol import (
@@ -54,6 +55,7 @@ from airflow_provider_entra.emulator._protocol import (
     ROLE_APP_RW_OWNED,
     ROLE_UPLOAD_OWNED,
     UPLOAD_ROLES,
+    iso,
 )
 from airflow_provider_entra.emulator._schema import SchemaError, build_schema, read_schema
 from airflow_provider_entra.emulator._validation import (
@@ -733,9 +735,9 @@ def create_app(emulator: Emulator, identity: Identity, *, base_url: str, info: d
                 "uploads_failed": s.uploads_failed,
                 "uploads_pending": len(emulator.pending),
                 "tokens_issued": dict(s.tokens_issued),
-                "users": len(emulator.users),
+                "users": len(emulator.directory.users),
                 "log_entries": emulator.store.count_logs(),
-                "daily_calls_used": len(emulator._daily),
+                "daily_calls_used": emulator.limits.daily_used(),
                 "since": iso(s.started),
             }
 
