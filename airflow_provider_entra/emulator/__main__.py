@@ -25,12 +25,13 @@ from typing import Any
 import uvicorn
 
 from airflow_provider_entra.emulator._config import Config, parse_rate
+from airflow_provider_entra.emulator._controls import airflow_conn, app_info
 from airflow_provider_entra.emulator._core import Emulator
 from airflow_provider_entra.emulator._identity import App, Identity, b64_secret
 from airflow_provider_entra.emulator._pki import Pki, ensure_pki, thumbprints
 from airflow_provider_entra.emulator._protocol import ALL_ROLES, DEFAULT_DAILY_QUOTA, DEFAULT_RATE_LIMIT
 from airflow_provider_entra.emulator._store import Store
-from airflow_provider_entra.emulator.app import airflow_conn, app_info, create_app
+from airflow_provider_entra.emulator.app import create_app
 
 log = logging.getLogger("entra_emulator")
 ENV_PREFIX = "ENTRA_EMULATOR_"
