@@ -75,6 +75,21 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
+def _certificate(
+    subject: x509.Name, issuer: x509.Name, key: rsa.RSAPrivateKey, days: int
+) -> x509.CertificateBuilder:
+    """A certificate of ``key`` valid from yesterday for ``days`` days, to extend and sign."""
+    return (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(_now() - dt.timedelta(days=1))
+        .not_valid_after(_now() + dt.timedelta(days=days))
+    )
+
+
 def thumbprints(cert: x509.Certificate) -> tuple[str, str]:
     """Return the (SHA-1 hex, SHA-256 hex) thumbprints of a certificate, as Entra shows them."""
     der = cert.public_bytes(serialization.Encoding.DER)
@@ -117,14 +132,9 @@ def ensure_pki(data_dir: Path, hosts: list[str]) -> Pki:
         ca_key = _load_or_create_key(ca_key_path)
     else:
         ca_key = _new_key()
+        ca_name = _name("Entra emulator local CA")
         ca_cert = (
-            x509.CertificateBuilder()
-            .subject_name(_name("Entra emulator local CA"))
-            .issuer_name(_name("Entra emulator local CA"))
-            .public_key(ca_key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(_now() - dt.timedelta(days=1))
-            .not_valid_after(_now() + dt.timedelta(days=_CA_DAYS))
+            _certificate(ca_name, ca_name, ca_key, _CA_DAYS)
             .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
             .add_extension(
                 x509.KeyUsage(
@@ -160,13 +170,7 @@ def ensure_pki(data_dir: Path, hosts: list[str]) -> Pki:
         except ValueError:
             sans.append(x509.DNSName(host))
     server_cert = (
-        x509.CertificateBuilder()
-        .subject_name(_name("Entra emulator"))
-        .issuer_name(ca_cert.subject)
-        .public_key(server_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(_now() - dt.timedelta(days=1))
-        .not_valid_after(_now() + dt.timedelta(days=_LEAF_DAYS))
+        _certificate(_name("Entra emulator"), ca_cert.subject, server_key, _LEAF_DAYS)
         .add_extension(x509.SubjectAlternativeName(sans), critical=False)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
@@ -186,15 +190,9 @@ def ensure_pki(data_dir: Path, hosts: list[str]) -> Pki:
     if client_cert_path.exists():
         client_cert = x509.load_pem_x509_certificate(client_cert_path.read_bytes())
     else:
-        client_cert = (
-            x509.CertificateBuilder()
-            .subject_name(_name("entra-provisioning-client"))
-            .issuer_name(_name("entra-provisioning-client"))
-            .public_key(client_key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(_now() - dt.timedelta(days=1))
-            .not_valid_after(_now() + dt.timedelta(days=_LEAF_DAYS))
-            .sign(client_key, hashes.SHA256())
+        client_name = _name("entra-provisioning-client")
+        client_cert = _certificate(client_name, client_name, client_key, _LEAF_DAYS).sign(
+            client_key, hashes.SHA256()
         )
         client_cert_path.write_bytes(client_cert.public_bytes(serialization.Encoding.PEM))
 
