@@ -2,19 +2,22 @@
 
 Every error carries what a caller needs to decide and to report, as keyword attributes, never parsed
 back out of the message: ``status_code`` (HTTP status or ``None``), ``error_code`` (Graph/AADSTS error
-code or ``None``), ``request_id`` (Graph's ``request-id`` header, for Microsoft support) and
-``retry_after`` (seconds, if known).
+code or ``None``), ``graph_message`` (Graph's ``error.message``, e.g. the field a refused record got
+wrong, or ``None``), ``request_id`` (Graph's ``request-id`` header, for Microsoft support) and
+``retry_after`` (seconds, if known). :attr:`EntraError.retryable` says whether trying again later can help.
 Messages never contain a secret (client secret, private key, assertion or access token).
 
 ::
 
     EntraError                          base; AirflowException, so Airflow fails the task with the message
-     +-- EntraConnectionConfigError     the Airflow connection is incomplete or invalid (names the field)
+     +-- EntraConnectionConfigError     the Airflow connection is incomplete or invalid (names the field)  [1]
      +-- EntraAuthError                 no token (wrong secret/cert, unknown app), 401, 403 (names permission)
      +-- EntraThrottledError            429 still answered after the retries (burst limit)
      |    +-- EntraQuotaExhaustedError  the daily call budget is spent (checked before sending, or a long 429)
-     +-- EntraPayloadRejectedError      the request was refused as malformed (local check, 400, 413)
+     +-- EntraPayloadRejectedError      the request was refused as malformed (local check, 400, 413)  [1]
      +-- EntraApiError                  any other Graph error (404, 409, 5xx after retries, unreadable body)
+
+    [1] never ``retryable``; any error with HTTP 403 or a TLS verification failure is not either.
 
 Foreign exceptions (msal error dicts, ``requests`` errors) are mapped in one place, ``hooks/entra.py``.
 """
@@ -42,9 +45,23 @@ class EntraError(AirflowException):
     :param error_code: Graph ``error.code`` or the token endpoint's ``error``/AADSTS code, if any.
     :param request_id: Graph ``request-id`` (or the token endpoint's trace id), for Microsoft support.
     :param retry_after: seconds the server asked to wait, or until the local budget frees up, if known.
+    :param graph_message: Graph's ``error.message`` (without the status, code or request id), if any.
     """
 
     status_code: int | None  # type: ignore[assignment]  # an HTTP status per error, not Airflow's HTTPStatus
+    #: Error codes of failures that no retry can fix (checked in :attr:`retryable`): an untrusted TLS
+    #: certificate, and the token endpoint's wrong or expired secret, unknown app, certificate that does not
+    #: match, unknown tenant (https://learn.microsoft.com/en-us/entra/identity-platform/reference-error-codes).
+    PERMANENT_ERROR_CODES = frozenset(
+        {
+            "TlsVerificationFailed",
+            "AADSTS7000215",
+            "AADSTS7000222",
+            "AADSTS700016",
+            "AADSTS700027",
+            "AADSTS90002",
+        }
+    )
 
     def __init__(
         self,
@@ -54,6 +71,7 @@ class EntraError(AirflowException):
         error_code: str | None = None,
         request_id: str | None = None,
         retry_after: float | None = None,
+        graph_message: str | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -61,6 +79,14 @@ class EntraError(AirflowException):
         self.error_code = error_code
         self.request_id = request_id
         self.retry_after = retry_after
+        self.graph_message = graph_message
+
+    @property
+    def retryable(self) -> bool:
+        """Whether the same call may succeed later: not for a bad connection or credential, a missing
+        permission (403), a payload Graph or the hook refused, or a TLS certificate this machine does not
+        trust."""
+        return self.status_code != 403 and self.error_code not in self.PERMANENT_ERROR_CODES
 
     def __str__(self) -> str:
         return self.message
@@ -71,6 +97,7 @@ class EntraError(AirflowException):
             "error_code": self.error_code,
             "request_id": self.request_id,
             "retry_after": self.retry_after,
+            "graph_message": self.graph_message,
         }
 
     def serialize(self) -> tuple[str, tuple[str], dict[str, object]]:
@@ -89,6 +116,11 @@ def _rebuild(cls: type[EntraError], message: str, attrs: dict) -> EntraError:
 class EntraConnectionConfigError(EntraError):
     """The ``entra`` connection is missing a field or holds an invalid value; the message names the field."""
 
+    @property
+    def retryable(self) -> bool:
+        """Never: the connection must be fixed first."""
+        return False
+
 
 class EntraAuthError(EntraError):
     """A token could not be acquired, or Graph refused it (401) or the permission is missing (403)."""
@@ -104,6 +136,11 @@ class EntraQuotaExhaustedError(EntraThrottledError):
 
 class EntraPayloadRejectedError(EntraError):
     """A bulkUpload payload was refused: locally (over 50 operations, not a BulkRequest) or by Graph."""
+
+    @property
+    def retryable(self) -> bool:
+        """Never: the same payload would be refused again."""
+        return False
 
 
 class EntraApiError(EntraError):

@@ -646,6 +646,76 @@ class EntraHook(BaseHook):
         )
         return receipt
 
+    def bulk_upload_bytes(self, body: bytes, *, operations: int) -> BulkUploadReceipt:
+        """POST one SCIM BulkRequest already encoded, as it is: the bytes
+        :func:`~airflow_provider_entra.scim.build_bulk_requests` made are sent without being decoded and
+        encoded again (:meth:`bulk_upload` takes a dict).
+
+        :param body: the request's UTF-8 JSON.
+        :param operations: its operation count, 1 to 50 (checked here: the body is not parsed).
+        :return: the receipt; records are processed later and only the provisioning logs tell outcomes.
+        :raises EntraPayloadRejectedError: before sending for an empty body or an operation count out of
+            range, or when Graph answers 400/413; Graph's ``error.message`` is on ``graph_message``.
+        :raises EntraQuotaExhaustedError: before sending when the daily call budget is spent.
+        """
+        if not isinstance(body, (bytes, bytearray)) or not body:
+            raise EntraPayloadRejectedError(
+                "bulkUpload body must be the request's JSON bytes (nothing was sent)"
+            )
+        if not 1 <= operations <= MAX_OPERATIONS_PER_REQUEST:
+            raise EntraPayloadRejectedError(
+                f"bulkUpload request has {operations} operations; Graph accepts 1 to "
+                f"{MAX_OPERATIONS_PER_REQUEST} per request (nothing was sent)"
+            )
+        url = self._url(
+            BULK_UPLOAD_PATH.format(service_principal_id=self.service_principal_id, job_id=self.job_id)
+        )
+        answers: list[requests.Response] = []
+
+        def keep(response: requests.Response, *args: Any, **kwargs: Any) -> None:
+            answers.append(response)
+
+        submitted_at = datetime.now(timezone.utc)
+        try:
+            response = self._request(
+                "POST",
+                url,
+                _OP_UPLOAD,
+                upload=True,
+                headers={"Content-Type": SCIM_CONTENT_TYPE},
+                data=bytes(body),
+                hooks={"response": [keep]},
+            )
+        except EntraError as exc:
+            # Until _api_error passes Graph's message to every error, attach it from the answer kept here.
+            if answers and exc.graph_message is None and exc.status_code == answers[-1].status_code:
+                exc.graph_message = _graph_error(answers[-1])[1]
+            raise
+        return self._upload_receipt(response, submitted_at, operations)
+
+    def _upload_receipt(
+        self, response: requests.Response, submitted_at: datetime, operations: int
+    ) -> BulkUploadReceipt:
+        """The receipt of an accepted bulkUpload."""
+        receipt = BulkUploadReceipt(
+            status_code=response.status_code,
+            request_id=response.headers.get("request-id"),
+            client_request_id=response.headers.get("client-request-id")
+            or str(response.request.headers.get("client-request-id") or "")
+            or None,
+            location=response.headers.get("Location"),
+            submitted_at=submitted_at,
+            operation_count=operations,
+            accepted_at=_http_date(response.headers.get("Date")),
+        )
+        self.log.debug(
+            "bulkUpload accepted: %d operations, HTTP %d, request-id %s",
+            operations,
+            receipt.status_code,
+            receipt.request_id,
+        )
+        return receipt
+
     # --- provisioning logs ----------------------------------------------------------------------------------
 
     def iter_provisioning_logs(
