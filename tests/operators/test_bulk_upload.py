@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import signal
@@ -16,20 +17,24 @@ import pandas as pd
 import pytest
 from airflow.models.xcom import XComModel
 from airflow.sdk import ObjectStoragePath
-from airflow.sdk.exceptions import AirflowException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
 from airflow.utils.session import create_session
 from airflow.utils.state import TaskInstanceState
 
+from airflow_provider_entra._constants import BULK_REQUEST_SCHEMA, CORE_USER_SCHEMA
+from airflow_provider_entra.exceptions import EntraPayloadRejectedError
+from airflow_provider_entra.hooks.entra import EntraHook
 from airflow_provider_entra.operators.bulk_upload import (
     EXTERNAL_IDS_NAME,
     MANIFEST_NAME,
     REFUSED_NAME,
     REJECTED_NAME,
     EntraBulkUploadOperator,
-    format_progress,
 )
+from airflow_provider_entra.operators.job_health import EntraJobHealthOperator
 from airflow_provider_entra.scim import AttributeMapping, map_records
 from airflow_provider_entra.staging import read_jsonl
+from airflow_provider_entra.upload.progress import format_progress
 
 MAPPING = {
     "externalId": "WorkerID",
@@ -305,16 +310,47 @@ def test_managers_already_provisioned_need_no_earlier_stage(tmp_path):
     assert stages(managers_first=False) == [11]
 
 
-def test_values_rendered_as_text_are_understood(tmp_path):
-    """Without render_template_as_native_obj a dict param renders as text and a None param as "None"."""
+def test_native_values_are_taken_as_they_are(tmp_path):
+    """A dict mapping, a None output_dir and a bool: native values, not text parsed back."""
     path = stage(tmp_path, hr_frame(11))
     operator = EntraBulkUploadOperator(
-        task_id="u", input_path=str(path), mapping=str(MAPPING), output_dir="None", dry_run="True"
+        task_id="u", input_path=str(path), mapping=MAPPING, output_dir=None, build_only=True
     )
     assert operator.plan({"run_id": "r"}).stage_sizes == [1, 10]
     summary = operator.execute({"run_id": "r"})
     assert summary["dry_run"] is True
     assert summary["manifest_path"] == f"file://{path.parent}/{MANIFEST_NAME}"
+
+
+def test_values_rendered_as_text_are_refused_saying_what_to_pass(tmp_path):
+    """A dict or list rendered to text is not parsed back: the task fails at once, naming the fix."""
+    path = stage(tmp_path, hr_frame(11))
+    with pytest.raises(AirflowFailException, match="pass the dict itself"):
+        EntraBulkUploadOperator(task_id="u", input_path=str(path), mapping=str(MAPPING)).plan({"run_id": "r"})
+    text = EntraBulkUploadOperator(
+        task_id="u", payloads=json.dumps([{"externalId": "1"}]), output_dir=str(tmp_path)
+    )
+    with pytest.raises(
+        AirflowFailException, match=r"payloads must be a list .* e\.g\. task\.output; got str"
+    ):
+        text.execute({"run_id": "r"})
+
+
+def test_build_only_param_overrides_build_only_at_execute_time(entra_env, tmp_path):
+    path = stage(tmp_path, hr_frame(11))
+    operator = EntraBulkUploadOperator(
+        task_id="u", input_path=str(path), mapping=MAPPING, build_only_param="dry_run"
+    )
+    built = operator.execute({"run_id": "r", "params": {"dry_run": True}})
+    assert built["dry_run"] is True and built["sent_requests"] == 0 and bulk_uploads(entra_env) == 0
+    assert callable(operator.dry_run)  # BaseOperator.dry_run() is no longer shadowed by a flag
+    sent = operator.execute({"run_id": "r", "params": {"dry_run": False}})
+    assert sent["dry_run"] is False and sent["sent_requests"] == 2 and bulk_uploads(entra_env) == 2
+    with pytest.raises(AirflowFailException, match="'dry_run' must be true or false, got 'true'"):
+        operator.execute({"run_id": "r", "params": {"dry_run": "true"}})
+    with pytest.raises(AirflowFailException, match="build_only_param='dry_run' names no Param of this run"):
+        operator.execute({"run_id": "r", "params": {"dryrun": True}})
+    assert bulk_uploads(entra_env) == 2
 
 
 def test_hr_csv_without_mapping_is_refused_with_what_to_do(tmp_path):
@@ -333,7 +369,7 @@ def test_payload_records_from_xcom_are_packed_managers_first(entra_env, tmp_path
         "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {"manager": {"value": "1"}},
     }
     summary = EntraBulkUploadOperator(
-        task_id="upload", payloads=json.dumps([report, ceo]), output_dir=str(tmp_path)
+        task_id="upload", payloads=[report, ceo], output_dir=str(tmp_path)
     ).execute({"run_id": "manual__payloads"})
     assert summary["requests"] == 2 and summary["stages"] == [1, 1]
     manifest = read_jsonl(tmp_path / MANIFEST_NAME)
@@ -366,7 +402,7 @@ def test_object_storage_paths_work_end_to_end(entra_env):
 
 def test_dry_run_writes_requests_and_summary_and_sends_nothing(entra_env, tmp_path):
     path = stage(tmp_path, hr_frame(75))
-    summary = upload(path, mapping=MAPPING, dry_run="true")
+    summary = upload(path, mapping=MAPPING, build_only=True)
     assert summary["dry_run"] is True and summary["sent_requests"] == 0 and summary["requests"] == 4
     written = read_jsonl(path.parent / "dry-run-requests.jsonl")
     assert [len(r["Operations"]) for r in written] == [1, 10, 50, 14]  # stages of 1, 10 and 64
@@ -517,8 +553,119 @@ def test_more_records_rejected_than_allowed_fails_with_the_reasons(entra_env, tm
 
 
 def test_payload_rejections_that_are_not_400_are_not_split(entra_env, tmp_path):
-    empty = {"schemas": [], "Operations": []}  # refused by the hook before sending: no status code
-    operator = EntraBulkUploadOperator(task_id="upload", payloads=[empty], output_dir=str(tmp_path))
-    with pytest.raises(AirflowException, match="bulkUpload of request 1/1"):
-        operator.execute({"run_id": "manual__local"})
+    # A record too large for one request: Graph (the emulator) answers 413, which splitting cannot cure.
+    huge = {"externalId": "1", "userName": "big@contoso.com", "active": True, "displayName": "x" * 1_100_000}
+    operator = EntraBulkUploadOperator(task_id="upload", payloads=[huge], output_dir=str(tmp_path))
+    with pytest.raises(AirflowFailException, match="bulkUpload of request 1/1 .* HTTP 413"):
+        operator.execute({"run_id": "manual__too_large"})
+    assert entra_env.stats()["status"].get("bulkUpload:413") == 1
     assert bulk_uploads(entra_env) == 0 and refused_uploads(entra_env) == 0
+
+
+def test_a_payload_that_is_not_a_bulk_request_is_refused_before_any_call(entra_env, tmp_path):
+    empty = {"schemas": [], "Operations": []}
+    anonymous = {
+        "schemas": [BULK_REQUEST_SCHEMA],
+        "Operations": [
+            {"method": "POST", "bulkId": "b1", "path": "/Users", "data": {"userName": "a@contoso.com"}}
+        ],
+    }
+    for payload, reason in (
+        (empty, r"payloads\[0\] is not a SCIM BulkRequest"),
+        (anonymous, r"payloads\[0\]\.Operations\[0\] has no data\.externalId: every record needs one"),
+    ):
+        operator = EntraBulkUploadOperator(task_id="upload", payloads=[payload], output_dir=str(tmp_path))
+        with pytest.raises(AirflowFailException, match=reason):
+            operator.execute({"run_id": "manual__local"})
+    assert entra_env.stats()["calls"].get("bulkUpload", 0) == 0
+
+
+# --- errors retries cannot fix, Graph's message, lineage, XCom payloads -------------------------------------
+
+
+def test_graph_message_code_and_status_are_on_the_exception(entra_env):
+    body = json.dumps(
+        {
+            "schemas": [BULK_REQUEST_SCHEMA],
+            "Operations": [
+                {
+                    "method": "POST",
+                    "bulkId": "b",
+                    "path": "/Users",
+                    "data": {"schemas": [CORE_USER_SCHEMA], **user_records(1, bad=(0,))[0]},
+                }
+            ],
+            "failOnErrors": None,
+        }
+    ).encode()
+    with pytest.raises(EntraPayloadRejectedError) as caught:
+        EntraHook().bulk_upload_bytes(body, operations=1)
+    error = caught.value
+    assert (error.status_code, error.error_code, error.retryable) == (400, "BadRequest", False)
+    assert "active: must be a boolean" in error.graph_message
+    assert "HTTP 400" not in error.graph_message and error.request_id not in error.graph_message
+    with pytest.raises(EntraPayloadRejectedError, match="1 to 50 per request"):
+        EntraHook().bulk_upload_bytes(body, operations=51)
+    assert bulk_uploads(entra_env) == 0
+
+
+def test_a_missing_permission_fails_the_task_without_retries(entra_env, tmp_path, monkeypatch):
+    app = entra_env.create_app("logs-only", roles=["AuditLog.Read.All"])
+    monkeypatch.setenv("AIRFLOW_CONN_ENTRA_LOGS_ONLY", json.dumps(app["airflow_conn"]))
+    path = stage(tmp_path, hr_frame(3))
+    with pytest.raises(AirflowFailException, match="HTTP 403 .*SynchronizationData-User.Upload.OwnedBy"):
+        upload(path, mapping=MAPPING, entra_conn_id="entra_logs_only")
+    with pytest.raises(AirflowFailException, match="403"):
+        EntraJobHealthOperator(task_id="preflight", entra_conn_id="entra_logs_only").execute({})
+
+
+def test_lineage_is_the_input_file_in_and_the_provisioning_job_out(entra_env, tmp_path):
+    path = stage(tmp_path, hr_frame(3))
+    operator = EntraBulkUploadOperator(task_id="upload", input_path=str(path), mapping=MAPPING)
+    summary = operator.execute({"run_id": "manual__lineage"})
+    job = summary["job_id"]
+    assert operator.upload_lineage.inputs == [("file", str(path))]
+    assert operator.upload_lineage.outputs == [(f"entra://{entra_env.info['tenant_id']}", job)]
+    facets = operator.get_openlineage_facets_on_complete(None)
+    if importlib.util.find_spec("airflow.providers.openlineage") is None:
+        assert facets is None  # the OpenLineage provider is not installed: nothing to report to
+    else:
+        assert [(d.namespace, d.name) for d in facets.inputs] == operator.upload_lineage.inputs
+        assert [(d.namespace, d.name) for d in facets.outputs] == operator.upload_lineage.outputs
+
+
+PAYLOADS_DAG = """
+from datetime import datetime
+
+from airflow.sdk import DAG, task
+
+from airflow_provider_entra.operators.bulk_upload import EntraBulkUploadOperator
+
+with DAG(dag_id="entra_test_upload_payloads", schedule=None, start_date=datetime(2026, 1, 1), catchup=False):
+
+    @task
+    def select() -> list:
+        return [{"externalId": "7", "userName": "seven@contoso.com", "active": True, "displayName": "Seven"}]
+
+    EntraBulkUploadOperator(task_id="upload", payloads=select(), output_dir=OUTPUT_DIR)
+"""
+
+
+def test_payloads_from_a_task_output_arrive_as_a_list_without_native_rendering(
+    airflow_db, entra_env, tmp_path
+):
+    from airflow.dag_processing.dagbag import DagBag
+
+    folder = Path(os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
+    dag_file = folder / "entra_test_upload_payloads.py"
+    dag_file.write_text(PAYLOADS_DAG.replace("OUTPUT_DIR", repr(str(tmp_path))))
+    try:
+        dag = DagBag(dag_folder=str(dag_file)).get_dag("entra_test_upload_payloads")
+        dag_run = dag.test()
+    finally:
+        dag_file.unlink()
+    assert {ti.task_id: ti.state for ti in dag_run.get_task_instances()} == {
+        "select": TaskInstanceState.SUCCESS,
+        "upload": TaskInstanceState.SUCCESS,
+    }
+    assert [line["external_ids"] for line in read_jsonl(tmp_path / MANIFEST_NAME)] == [["7"]]

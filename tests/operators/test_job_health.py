@@ -1,4 +1,4 @@
-"""EntraJobHealthOperator against the emulator's real job states; assess_job on Microsoft-shaped jobs."""
+"""EntraJobHealthOperator against the emulator's real job states (rules: tests/upload/test_job_health.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from airflow.sdk.exceptions import AirflowException
 
 from airflow_provider_entra._constants import BULK_REQUEST_SCHEMA, CORE_USER_SCHEMA, ENTERPRISE_USER_SCHEMA
 from airflow_provider_entra.hooks.entra import EntraHook
-from airflow_provider_entra.operators.job_health import EntraJobHealthOperator, assess_job
+from airflow_provider_entra.operators.job_health import EntraJobHealthOperator
 
 
 def _bulk(*records: tuple[str, str, bool]) -> dict:
@@ -92,31 +92,3 @@ def test_entry_level_errors_warn_but_pass(entra_env, capsys):
     assert result["last_execution_state"] == "EntryLevelErrors"
     assert any("entry-level errors" in w for w in result["warnings"])
     assert "entry-level errors" in capsys.readouterr().out  # Airflow's task logger writes to stdout here
-
-
-def test_not_configured_job_fails_with_setup_steps():
-    health = assess_job({"id": "API2AAD.x.y", "status": {"code": "NotConfigured"}}, conn_id="hr")
-    assert not health.healthy
-    assert "NotConfigured" in health.errors[0] and "job_id" in health.errors[0]
-
-
-def test_failed_last_execution_warns_or_fails_on_request():
-    job = {
-        "id": "API2AAD.x.y",
-        "status": {
-            "code": "Active",
-            "lastExecution": {
-                "state": "Failed",
-                "timeEnded": "2026-03-02T01:00:00Z",
-                "error": {
-                    "code": "SystemForCrossDomainIdentityManagementServiceIncompatible",
-                    "message": "x",
-                },
-            },
-        },
-    }
-    lenient = assess_job(job)
-    assert lenient.healthy and "last execution failed" in lenient.warnings[0]
-    assert "SystemForCrossDomainIdentityManagementServiceIncompatible" in lenient.warnings[0]
-    strict = assess_job(job, fail_on_last_execution_failed=True)
-    assert not strict.healthy and "2026-03-02T01:00:00Z" in strict.errors[0]

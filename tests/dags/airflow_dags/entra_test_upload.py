@@ -32,6 +32,6 @@ with DAG(
         input_path="{{ params.input_path }}",
         mapping="{{ params.mapping }}",
         output_dir="{{ params.output_dir }}",
-        dry_run="{{ params.dry_run }}",
+        build_only_param="dry_run",
     )
     preflight >> upload
