@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from airflow_provider_entra.hooks.entra import BulkUploadReceipt, EntraHook, clear_msal_apps, clear_registries
+from airflow_provider_entra.hooks.entra import BulkUploadReceipt, EntraHook, clear_msal_apps
 
-__all__ = ["BulkUploadReceipt", "EntraHook", "clear_msal_apps", "clear_registries"]
+__all__ = ["BulkUploadReceipt", "EntraHook", "clear_msal_apps"]

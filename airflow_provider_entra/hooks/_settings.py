@@ -121,7 +121,8 @@ class EntraSettings:
 
 
 class _Reader:
-    """Looks fields up in a connection's extras, accepting the Airflow 2 ``extra__entra__`` prefix too."""
+    """Looks fields up in a connection's extras, accepting the ``extra__entra__`` prefix too: connections
+    saved by the Airflow 2 UI before 2.3 still carry it, and Airflow 2.11 is supported."""
 
     def __init__(self, conn_id: str, extra: dict[str, Any]) -> None:
         self.conn_id = conn_id

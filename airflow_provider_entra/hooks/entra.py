@@ -87,7 +87,7 @@ from airflow_provider_entra.hooks._transport import TimeoutSession, build_sessio
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Connection
 
-__all__ = ["BulkUploadReceipt", "EntraHook", "clear_msal_apps", "clear_registries"]
+__all__ = ["BulkUploadReceipt", "EntraHook", "clear_msal_apps"]
 
 log = logging.getLogger(__name__)
 
@@ -120,11 +120,6 @@ def clear_msal_apps() -> None:
     with _msal_lock:
         _msal_apps.clear()
     clear_pacing()
-
-
-def clear_registries() -> None:
-    """Same as :func:`clear_msal_apps`: empty the msal application, limiter and daily budget registries."""
-    clear_msal_apps()
 
 
 @dataclass(frozen=True)
