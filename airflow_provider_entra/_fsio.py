@@ -1,39 +1,115 @@
-"""Whole-file reads and writes on a local path, an fsspec URL or an ``ObjectStoragePath``-like object.
+"""The one place files are read and written: a local path, an fsspec URL or an ``ObjectStoragePath``.
 
-One place for the path resolution the pure layers share (``provisioning.pipeline`` and ``.snapshot``).
-Local files are replaced atomically (:func:`~airflow_provider_entra._atomic.atomic_write_bytes`), owner-only
-(files ``0600``, folders created ``0700``: they hold personal data); on object stores an object is uploaded
-whole. No Airflow import.
+Every layer goes through here, the pure ones (``provisioning/``, ``upload/``) and the Airflow-bound ones
+(operators, sensors, triggers, through :mod:`airflow_provider_entra.staging`), so a staged file is read and
+written the same way everywhere, on one machine (``/data/entra/...``, ``file://...``) or across workers
+that share an object store (``s3://``, ``abfs://``, ``gs://``...).
+
+* :func:`fs_and_path` resolves a path to ``(filesystem, path inside it)``; :func:`local_path` says whether it
+  is on this machine's disk.
+* :func:`read_bytes`, :func:`write_bytes`, :func:`exists`: whole files. On a local disk a write goes to a
+  temporary file beside the target, is fsync'd and renamed over it (:mod:`airflow_provider_entra._atomic`),
+  so a reader never sees half a file; on an object store the object is uploaded whole (stores publish an
+  object only once its upload completes).
+* :func:`read_frame`, :func:`write_frame`: Parquet, or CSV as text (ids keep their leading zeros), by suffix.
+* :func:`append_jsonl`, :func:`read_jsonl`, :func:`write_jsonl`: JSON Lines such as the upload manifest. A
+  local append is fsync'd before it returns; object stores cannot append, so the object is rewritten whole.
+  :func:`read_jsonl` skips a torn last line (a process killed mid-write) instead of failing.
+* :func:`join`: ``base / part`` for each of those path forms, keeping the form.
+
+Staged files hold personal data: on a local disk every file written here is ``0600`` and every folder
+created on the way ``0700``, whatever the umask. Object stores have no such modes: restrict the bucket or
+container instead (``docs/deployment.md``). No Airflow import.
 """
 
 from __future__ import annotations
 
+import io
+import json
+import logging
 import os
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from airflow_provider_entra._atomic import atomic_write_bytes
+import pandas as pd
 
-__all__ = ["exists", "fs_and_path", "is_local", "read_bytes", "write_bytes", "write_bytes_on"]
+from airflow_provider_entra._atomic import atomic_write_bytes, open_private_append
+
+__all__ = [
+    "FRAME_SUFFIXES",
+    "append_jsonl",
+    "exists",
+    "fs_and_path",
+    "is_local",
+    "join",
+    "local_path",
+    "read_bytes",
+    "read_frame",
+    "read_jsonl",
+    "write_bytes",
+    "write_bytes_on",
+    "write_frame",
+    "write_jsonl",
+]
+
+log = logging.getLogger(__name__)
+
+#: File suffixes :func:`read_frame` and :func:`write_frame` understand.
+FRAME_SUFFIXES = (".parquet", ".csv")
 
 
 def fs_and_path(path: Any) -> tuple[Any, str]:
-    """``(filesystem, path inside it)`` for a local path, a URL, or an object with ``fs`` and ``path``."""
-    fs = getattr(path, "fs", None)
-    if fs is not None and hasattr(path, "path"):
-        return fs, str(path.path)
+    """``(filesystem, path inside it)`` for a local path, a URL, or an object with ``fs`` and ``path``.
+
+    An ``ObjectStoragePath`` whose scheme Airflow registers no filesystem for (``memory://``: its ``fs``
+    raises) is resolved by fsspec from its URL.
+    """
+    try:
+        fs = getattr(path, "fs", None)
+    except ValueError:  # "No filesystem registered for scheme ..."
+        fs = None
     import fsspec
 
-    text = os.fspath(path)
+    if fs is not None and hasattr(path, "path"):
+        return fs, str(path.path)
+    text = str(path) if hasattr(path, "path") else os.fspath(path)
     if "://" in text:
         return fsspec.core.url_to_fs(text)
     return fsspec.filesystem("file"), str(Path(text).expanduser().resolve())
 
 
 def is_local(fs: Any) -> bool:
-    """Whether ``fs`` is the local filesystem."""
+    """Whether the filesystem ``fs`` (:func:`fs_and_path`) is this machine's disk."""
     protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
     return protocol in ("file", "local")
+
+
+def local_path(path: Any) -> Path | None:
+    """The local file behind ``path``, or ``None`` when it lives in an object store."""
+    fs, inner = fs_and_path(path)
+    return Path(inner) if is_local(fs) else None
+
+
+def join(base: Any, *parts: str) -> Any:
+    """``base / part / ...`` for a local path, a URL or an ``ObjectStoragePath`` (same type back: text for
+    text, a ``Path`` for a ``Path``, an ``ObjectStoragePath`` for one)."""
+    if isinstance(base, str):
+        if "://" in base:
+            return "/".join([base.rstrip("/"), *(p.strip("/") for p in parts)])
+        return str(Path(base, *parts))
+    if isinstance(base, os.PathLike) and not hasattr(base, "protocol"):
+        return Path(base, *parts)
+    out = base
+    for part in parts:
+        out = out / part
+    return out
+
+
+def exists(path: Any) -> bool:
+    """Whether ``path`` exists."""
+    fs, inner = fs_and_path(path)
+    return bool(fs.exists(inner))
 
 
 def read_bytes(path: Any) -> bytes:
@@ -43,17 +119,11 @@ def read_bytes(path: Any) -> bytes:
         return handle.read()
 
 
-def exists(path: Any) -> bool:
-    """Whether ``path`` exists."""
-    fs, inner = fs_and_path(path)
-    return bool(fs.exists(inner))
-
-
-def write_bytes(path: Any, data: bytes) -> None:
+def write_bytes(path: Any, data: bytes) -> Any:
     """Write ``data`` to ``path`` whole: atomically and owner-only (``0600``) on a local disk, as one upload
-    on an object store."""
-    fs, inner = fs_and_path(path)
-    write_bytes_on(fs, inner, data)
+    on an object store. Returns ``path``."""
+    write_bytes_on(*fs_and_path(path), data)
+    return path
 
 
 def write_bytes_on(fs: Any, inner: str, data: bytes) -> None:
@@ -64,11 +134,110 @@ def write_bytes_on(fs: Any, inner: str, data: bytes) -> None:
     :param inner: the path inside it.
     :param data: the complete content.
     """
-    if not is_local(fs):
-        parent = inner.rpartition("/")[0]
-        if parent:
-            fs.makedirs(parent, exist_ok=True)
-        with fs.open(inner, "wb") as handle:
-            handle.write(data)
+    if is_local(fs):
+        atomic_write_bytes(Path(inner), data)
         return
-    atomic_write_bytes(Path(inner), data)
+    parent = inner.rpartition("/")[0]
+    if parent:
+        fs.makedirs(parent, exist_ok=True)
+    with fs.open(inner, "wb") as handle:
+        handle.write(data)
+
+
+def _suffix(path: Any) -> str:
+    name = str(path).rstrip("/").rpartition("/")[2].lower()
+    suffix = os.path.splitext(name)[1]
+    if suffix not in FRAME_SUFFIXES:
+        raise ValueError(f"{path}: unsupported file type {suffix or '(none)'}; use one of {FRAME_SUFFIXES}")
+    return suffix
+
+
+def read_frame(path: Any, **kwargs: Any) -> pd.DataFrame:
+    """Read a ``.parquet`` file, or a ``.csv`` file as text (``dtype=str``, empty cells stay empty text, a
+    UTF-8 BOM is dropped), so ids such as ``00123`` keep their leading zeros.
+
+    :param path: local path, URL or ``ObjectStoragePath``.
+    :param kwargs: passed to :func:`pandas.read_parquet` or :func:`pandas.read_csv`.
+    """
+    suffix = _suffix(path)
+    data = io.BytesIO(read_bytes(path))
+    if suffix == ".parquet":
+        return pd.read_parquet(data, **kwargs)
+    options: dict[str, Any] = {"dtype": str, "keep_default_na": False, "encoding": "utf-8-sig"}
+    options.update(kwargs)
+    return pd.read_csv(data, **options)
+
+
+def write_frame(frame: pd.DataFrame, path: Any, *, index: bool = False) -> Any:
+    """Write ``frame`` as Parquet or CSV (by suffix; CSV in UTF-8 with ``\\n`` line ends) with
+    :func:`write_bytes`. Returns ``path``.
+
+    :param frame: the data.
+    :param path: ``.parquet`` or ``.csv`` target.
+    :param index: also write the index.
+    """
+    buffer = io.BytesIO()
+    if _suffix(path) == ".parquet":
+        frame.to_parquet(buffer, index=index)
+    else:
+        buffer.write(frame.to_csv(index=index, lineterminator="\n").encode("utf-8"))
+    return write_bytes(path, buffer.getvalue())
+
+
+def _dump(record: Mapping[str, Any]) -> str:
+    return json.dumps(record, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def append_jsonl(path: Any, records: Iterable[Mapping[str, Any]]) -> Any:
+    """Append JSON records, one per line; on a local disk the lines are flushed and fsync'd before return,
+    and a new file is created ``0600``. Returns ``path``.
+
+    :param path: the JSON Lines file (created if missing).
+    :param records: JSON-serialisable mappings.
+    """
+    data = "".join(_dump(record) + "\n" for record in records).encode("utf-8")
+    fs, inner = fs_and_path(path)
+    if not is_local(fs):
+        existing = read_bytes(path) if fs.exists(inner) else b""
+        if existing and not existing.endswith(b"\n"):
+            existing += b"\n"
+        write_bytes_on(fs, inner, existing + data)
+        return path
+    with open_private_append(Path(inner)) as handle:
+        if handle.tell() > 0 and not _ends_with_newline(Path(inner)):
+            # A torn line from a killed writer: finish it so the next record starts on its own line.
+            handle.write(b"\n")
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    return path
+
+
+def _ends_with_newline(path: Path) -> bool:
+    with open(path, "rb") as handle:
+        handle.seek(-1, os.SEEK_END)
+        return handle.read(1) == b"\n"
+
+
+def write_jsonl(path: Any, records: Iterable[Mapping[str, Any]]) -> Any:
+    """Write JSON records, one per line, replacing the file (:func:`write_bytes`). Returns ``path``."""
+    return write_bytes(path, "".join(_dump(record) + "\n" for record in records).encode("utf-8"))
+
+
+def read_jsonl(path: Any, *, missing_ok: bool = False) -> list[Any]:
+    """Read a JSON Lines file; blank lines and unparseable lines (a torn write) are skipped with a warning.
+
+    :param path: the file.
+    :param missing_ok: return ``[]`` when the file does not exist instead of raising ``FileNotFoundError``.
+    """
+    if missing_ok and not exists(path):
+        return []
+    records = []
+    for number, line in enumerate(read_bytes(path).decode("utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except ValueError:
+            log.warning("%s: skipping line %d, not valid JSON (a torn write?)", path, number)
+    return records

@@ -1,55 +1,66 @@
-"""Read and write the files tasks hand to each other: local paths or :class:`~airflow.sdk.ObjectStoragePath`.
+"""A run's staging in Airflow: its staging root, its checked inputs, its folder and its HR source.
 
-Airflow tasks of this provider never pass data through XCom; they pass *paths*. A path is either a plain
-local path (``/data/entra/run-1/hr.parquet``) or any URL :class:`~airflow.sdk.ObjectStoragePath` understands
-(``file://``, ``s3://``, ``abfs://``, ``gs://``...), so the same DAG runs on one machine or across Celery
-workers that share an object store.
+Airflow tasks of this provider never pass data through XCom; they pass *paths* under a staging root: a local
+path or any URL :class:`~airflow.sdk.ObjectStoragePath` understands (``file://``, ``s3://``, ``abfs://``...),
+so the same DAG runs on one machine or across Celery workers that share an object store. The files are read
+and written by :mod:`airflow_provider_entra._fsio` (atomic, owner-only on a local disk); this module adds
+what needs Airflow:
 
-* :func:`to_path` turns either form into an ``ObjectStoragePath`` (plain paths become absolute ``file://``).
-* :func:`resolve_staging_root` is the run's staging root: the ``staging_path`` Param, else the Variable
-  ``entra_staging_path``, else ``$AIRFLOW_HOME/entra-staging`` (what the example DAGs use).
-* :func:`read_frame` / :func:`write_frame` read and write Parquet or CSV, chosen by the suffix. On a local
-  disk a write goes to a temporary file beside the target, is fsync'd, and renamed over it, so a reader never
-  sees half a file; on an object store the object is uploaded whole (stores publish an object only once its
-  upload completes).
-* :func:`append_jsonl` / :func:`read_jsonl` keep JSON Lines files such as the upload manifest. A local append
-  is flushed and fsync'd before it returns. Object stores cannot append: the object is rewritten whole, which
-  is fine for manifests of a few thousand lines. :func:`read_jsonl` skips a torn last line (a process killed
-  mid-write) instead of failing.
-* Staged files hold personal data: on a local disk every file written here is ``0600`` and every folder
-  created on the way ``0700``, whatever the umask (:mod:`airflow_provider_entra._atomic`). Object stores
-  have no such modes: restrict the bucket or container instead (``docs/deployment.md``).
+* :func:`to_path` turns a path or URL into an ``ObjectStoragePath`` (plain paths become absolute ``file://``).
+* :func:`resolve_staging_root`: the ``staging_path`` Param, else the Variable ``entra_staging_path``, else
+  ``$AIRFLOW_HOME/entra-staging``, resolved when a run starts, the same way for every task and DAG.
+* :func:`start_run`: a run's first task checks its Params (:func:`check_run_inputs`), finds its folder and
+  its job's ledger, and adopts a first-release snapshot.
+* :func:`extract_hr`: stage the HR rows from the CSV at ``hr_path`` or a query on a SQL connection;
+  :func:`map_hr_export`: start a run and map its HR export to SCIM records in one call.
+* :func:`cleanup` (:func:`purge_old_runs`): the ``cleanup`` task: personal data of old run folders deleted.
+* :func:`hr_snapshot_asset` / :func:`hr_snapshot_schedule`: the Asset the HR DAG publishes and the admin DAG
+  follows.
+
+For the operators, sensor and trigger, the file helpers are here under their usual names, returning
+``ObjectStoragePath`` objects (:func:`write_frame`, :func:`write_bytes`, :func:`append_jsonl`...).
 """
 
 from __future__ import annotations
 
-import io
-import json
 import logging
 import os
 from collections.abc import Iterable, Mapping
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from airflow.providers.common.compat.sdk import ObjectStoragePath
+from airflow.providers.common.compat.sdk import AirflowFailException, BaseHook, ObjectStoragePath
 
-from airflow_provider_entra._atomic import atomic_write_bytes, open_private_append
-from airflow_provider_entra._compat import get_variable
+from airflow_provider_entra import _fsio
+from airflow_provider_entra._compat import asset_ref, get_variable, make_asset
+from airflow_provider_entra._fsio import FRAME_SUFFIXES, local_path, read_frame, read_jsonl
+from airflow_provider_entra.hooks.entra import EntraHook
+from airflow_provider_entra.provisioning import paths
+from airflow_provider_entra.provisioning.feed import extract_csv, extract_sql, map_export
 from airflow_provider_entra.provisioning.inputs import InputError, check_inputs, parse_roots
-from airflow_provider_entra.provisioning.pipeline import staging_root
+from airflow_provider_entra.provisioning.ledger import adopt_legacy_snapshot
+from airflow_provider_entra.provisioning.retention import purge_personal_data
 
 __all__ = [
     "FRAME_SUFFIXES",
     "append_jsonl",
     "check_run_inputs",
-    "is_local",
+    "cleanup",
+    "committed_hr_feed",
+    "extract_hr",
+    "hr_current_path",
+    "hr_snapshot_asset",
+    "hr_snapshot_schedule",
     "local_path",
+    "map_hr_export",
+    "purge_old_runs",
     "read_frame",
     "read_jsonl",
-    "purge_old_runs",
     "resolve_staging_root",
     "source_roots",
+    "start_run",
     "to_path",
     "write_bytes",
     "write_frame",
@@ -66,10 +77,14 @@ STAGING_PATH_PARAM = "staging_path"
 SOURCE_ROOTS_VARIABLE = "entra_hr_source_roots"
 #: Under ``AIRFLOW_HOME``: a default folder for HR exports.
 DEFAULT_SOURCE_FOLDER = "hr-exports"
+#: The run Param holding the retention of personal data in run folders, in days.
+RETENTION_PARAM = "retention_days"
+#: Its default in the example DAGs.
+DEFAULT_RETENTION_DAYS = 30
 
-#: File suffixes :func:`read_frame` and :func:`write_frame` understand.
-FRAME_SUFFIXES = (".parquet", ".csv")
-_LOCAL_PROTOCOLS = ("file", "local", "")
+
+def _airflow_home() -> str:
+    return os.environ.get("AIRFLOW_HOME", "~/airflow")
 
 
 def to_path(path: str | os.PathLike[str] | ObjectStoragePath) -> ObjectStoragePath:
@@ -78,7 +93,7 @@ def to_path(path: str | os.PathLike[str] | ObjectStoragePath) -> ObjectStoragePa
     :param path: a local path, a URL (``s3://bucket/key``, ``file:///tmp/x``) or an ``ObjectStoragePath``.
     """
     if isinstance(path, ObjectStoragePath):
-        if path.protocol in _LOCAL_PROTOCOLS and not str(path).startswith("file://"):
+        if path.protocol in ("file", "local", "") and not str(path).startswith("file://"):
             return ObjectStoragePath(f"file://{Path(path.path).resolve()}")
         return path
     text = os.fspath(path)
@@ -89,17 +104,41 @@ def to_path(path: str | os.PathLike[str] | ObjectStoragePath) -> ObjectStoragePa
     return ObjectStoragePath(f"file://{Path(text).expanduser().resolve()}")
 
 
+def write_bytes(path: str | os.PathLike[str] | ObjectStoragePath, data: bytes) -> ObjectStoragePath:
+    """:func:`airflow_provider_entra._fsio.write_bytes`, returning the ``ObjectStoragePath`` written."""
+    return _fsio.write_bytes(to_path(path), data)  # type: ignore[no-any-return]
+
+
+def write_frame(
+    frame: pd.DataFrame, path: str | os.PathLike[str] | ObjectStoragePath, *, index: bool = False
+) -> ObjectStoragePath:
+    """:func:`airflow_provider_entra._fsio.write_frame`, returning the ``ObjectStoragePath`` written."""
+    return _fsio.write_frame(frame, to_path(path), index=index)  # type: ignore[no-any-return]
+
+
+def write_jsonl(
+    path: str | os.PathLike[str] | ObjectStoragePath, records: Iterable[Mapping[str, Any]]
+) -> ObjectStoragePath:
+    """:func:`airflow_provider_entra._fsio.write_jsonl`, returning the ``ObjectStoragePath`` written."""
+    return _fsio.write_jsonl(to_path(path), records)  # type: ignore[no-any-return]
+
+
+def append_jsonl(
+    path: str | os.PathLike[str] | ObjectStoragePath, records: Iterable[Mapping[str, Any]]
+) -> ObjectStoragePath:
+    """:func:`airflow_provider_entra._fsio.append_jsonl`, returning the ``ObjectStoragePath`` appended to."""
+    return _fsio.append_jsonl(to_path(path), records)  # type: ignore[no-any-return]
+
+
 def resolve_staging_root(params: Mapping[str, Any] | None = None) -> str:
     """The staging root of a run: the ``staging_path`` Param, else the Variable ``entra_staging_path``, else
-    ``file://$AIRFLOW_HOME/entra-staging``
-    (:func:`~airflow_provider_entra.provisioning.pipeline.staging_root` chooses).
+    ``file://$AIRFLOW_HOME/entra-staging`` (:func:`~airflow_provider_entra.provisioning.paths.staging_root`).
 
     :param params: the run's Params (``context["params"]``, or a task's ``params`` argument).
     :return: a URL (``file://``, ``s3://``...) or a local path, without a trailing slash.
     """
     variable = get_variable(STAGING_PATH_VARIABLE)
-    param = (params or {}).get(STAGING_PATH_PARAM)
-    return staging_root(param, variable, os.environ.get("AIRFLOW_HOME", "~/airflow"))
+    return paths.staging_root((params or {}).get(STAGING_PATH_PARAM), variable, _airflow_home())
 
 
 def source_roots(
@@ -117,7 +156,7 @@ def source_roots(
     configured = parse_roots(get_variable(SOURCE_ROOTS_VARIABLE))
     if configured:
         return configured, False
-    home = Path(os.environ.get("AIRFLOW_HOME", "~/airflow")).expanduser()
+    home = Path(_airflow_home()).expanduser()
     return [str(dag_data_folder), str(home / DEFAULT_SOURCE_FOLDER), resolve_staging_root(params)], True
 
 
@@ -131,8 +170,6 @@ def check_run_inputs(
 ) -> None:
     """:func:`~airflow_provider_entra.provisioning.inputs.check_inputs` for a run, with the deployment's
     source roots; an unusable Param fails the task at once (no retry can fix it), naming the Param."""
-    from airflow.providers.common.compat.sdk import AirflowFailException
-
     roots, exports_elsewhere = source_roots(params, dag_data_folder)
     try:
         check_inputs(
@@ -147,10 +184,107 @@ def check_run_inputs(
         raise AirflowFailException(str(exc)) from None
 
 
-#: The run Param holding the retention of personal data in run folders, in days.
-RETENTION_PARAM = "retention_days"
-#: Its default in the example DAGs.
-DEFAULT_RETENTION_DAYS = 30
+def start_run(
+    params: Mapping[str, Any],
+    dag_id: str,
+    run_id: str,
+    *,
+    conn_id: str,
+    dag_data_folder: str | os.PathLike[str],
+    source_params: tuple[str, ...] | None = None,
+) -> dict[str, str]:
+    """A run's first task: check its Params, find its folder and its job's ledger (adopting the first
+    release's snapshot of the DAG into a still-empty ledger,
+    :data:`~airflow_provider_entra.provisioning.paths.FIRST_RELEASE_SNAPSHOTS`).
+
+    :param params: the run's Params.
+    :param dag_id: the DAG (its runs' folders are ``<staging root>/<dag_id>/<run id>``).
+    :param run_id: the run.
+    :param conn_id: the ``entra`` connection: its job names the ledger.
+    :param dag_data_folder: the DAG's bundled ``data`` folder (an allowed source root).
+    :param source_params: Params naming an HR source file, checked against the source roots; default:
+        ``hr_path``, unless the run reads a SQL connection (``hr_source: sql``).
+    :return: ``{"run_dir", "ledger"}`` (the run folder as an ``ObjectStoragePath`` URL).
+    """
+    if source_params is None:
+        source_params = () if params.get("hr_source") == "sql" else ("hr_path",)
+    check_run_inputs(params, dag_data_folder, source_params=source_params)
+    root = resolve_staging_root(params)
+    ledger = paths.ledger_path(root, EntraHook(conn_id).job_id)
+    legacy = paths.first_release_snapshot(root, dag_id)
+    if legacy is not None:
+        adopted = adopt_legacy_snapshot(ledger, to_path(str(legacy)))
+        if adopted:
+            log.info("Adopted the first release's snapshot (%d accounts) into the ledger %s", adopted, ledger)
+    return {"run_dir": str(to_path(str(paths.run_dir(root, dag_id, run_id)))), "ledger": ledger}
+
+
+def hr_current_path(params: Mapping[str, Any], dag_id: str = paths.HR_DAG_ID) -> str:
+    """``<staging root>/<dag_id>/snapshot/hr_current.parquet``: the HR feed the DAG's last commit kept."""
+    return str(to_path(str(paths.snapshot_dir(resolve_staging_root(params), dag_id))) / paths.HR_CURRENT_NAME)
+
+
+def committed_hr_feed(params: Mapping[str, Any], triggering_asset_events: Any = None) -> str:
+    """The committed HR feed an admin-accounts run derives from: the Param ``hr_current_path``, else the
+    triggering ``entra_hr_snapshot`` event's, else the HR DAG's snapshot folder.
+
+    :raises AirflowFailException: when there is no such file (the HR DAG never committed).
+    """
+    source = params.get("hr_current_path")
+    for events in (triggering_asset_events or {}).values():
+        for event in events:
+            source = source or (event.extra or {}).get("hr_current_path")
+    source = source or hr_current_path(params)
+    if not _fsio.exists(to_path(source)):
+        raise AirflowFailException(
+            f"No committed HR feed at {source}: run {paths.HR_DAG_ID} first (this DAG runs after each of its "
+            "commits), or pass hr_current_path."
+        )
+    return str(source)
+
+
+def map_hr_export(
+    params: Mapping[str, Any],
+    dag_id: str,
+    run_id: str,
+    *,
+    dag_data_folder: str | os.PathLike[str],
+    conn_id: str = EntraHook.default_conn_name,
+) -> dict[str, Any]:
+    """:func:`start_run`, then the HR export at the Param ``hr_path`` mapped to SCIM records with the
+    mapping at ``mapping_path`` (UPNs in ``upn_domain``) in the run folder
+    (:func:`~airflow_provider_entra.provisioning.feed.map_export`).
+
+    :return: the transform step's summary (``mapped_path``...) with ``run_dir`` and ``ledger``.
+    """
+    run = start_run(params, dag_id, run_id, conn_id=conn_id, dag_data_folder=dag_data_folder)
+    mapped = map_export(
+        params["hr_path"],
+        params["mapping_path"],
+        run["run_dir"],
+        upn_domain=params["upn_domain"],
+        ledger=run["ledger"],
+    )
+    return {**mapped, **run}
+
+
+def extract_hr(params: Mapping[str, Any], run_dir: str) -> dict[str, Any]:
+    """Stage the run's HR rows as ``hr_raw.parquet``: the CSV at the Param ``hr_path``, or with ``hr_source:
+    sql`` the Param ``sql_query`` on the Airflow SQL connection ``sql_conn_id``.
+
+    :return: the extract step's summary (``source``, ``rows``, ``columns``, ``path``...).
+    """
+    out = to_path(run_dir) / paths.RAW_NAME
+    if params.get("hr_source") == "sql":
+        conn_id = params.get("sql_conn_id")
+        if not conn_id:
+            raise AirflowFailException("Param sql_conn_id: hr_source is sql but sql_conn_id is empty")
+        hook = BaseHook.get_connection(conn_id).get_hook()
+        summary = extract_sql(hook, params["sql_query"], out, source=f"SQL connection {conn_id}")
+    else:
+        summary = extract_csv(to_path(params["hr_path"]), out)
+    log.info("Read %d HR rows from %s", summary["rows"], summary["source"])
+    return summary
 
 
 def purge_old_runs(params: Mapping[str, Any] | None, dag_id: str) -> dict[str, Any]:
@@ -161,10 +295,6 @@ def purge_old_runs(params: Mapping[str, Any] | None, dag_id: str) -> dict[str, A
     :param dag_id: the DAG whose run folders to purge.
     :return: what :func:`~airflow_provider_entra.provisioning.retention.purge_personal_data` returns.
     """
-    from datetime import timedelta
-
-    from airflow_provider_entra.provisioning.retention import purge_personal_data
-
     days = float((params or {}).get(RETENTION_PARAM, DEFAULT_RETENTION_DAYS))
     summary = purge_personal_data(
         to_path(resolve_staging_root(params)), dag_id, older_than=timedelta(days=days)
@@ -180,144 +310,28 @@ def purge_old_runs(params: Mapping[str, Any] | None, dag_id: str) -> dict[str, A
     return summary
 
 
-def local_path(path: str | os.PathLike[str] | ObjectStoragePath) -> Path | None:
-    """The local filesystem path behind ``path``, or ``None`` when it lives in an object store."""
-    target = to_path(path)
-    if target.protocol in _LOCAL_PROTOCOLS:
-        return Path(target.path)
-    return None
+def cleanup(dag_id: str) -> Any:
+    """The ``cleanup`` task of a DAG (call it inside the DAG): delete the personal data of its run folders
+    older than the Param ``retention_days`` (:func:`purge_old_runs`). It depends on no other task, so it
+    never holds up provisioning, and a failure shows in the run."""
+    from airflow.providers.common.compat.sdk import task
+
+    @task(task_id="cleanup")
+    def purge(params: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Delete the personal data of this DAG's run folders older than ``retention_days``."""
+        return purge_old_runs(params, dag_id)
+
+    return purge()
 
 
-def is_local(path: str | os.PathLike[str] | ObjectStoragePath) -> bool:
-    """Whether ``path`` is on the local filesystem."""
-    return local_path(path) is not None
+def hr_snapshot_asset() -> Any:
+    """The Asset ``entra_hr_snapshot`` the HR DAG's ``commit`` task publishes (its URI:
+    :data:`~airflow_provider_entra.provisioning.paths.HR_SNAPSHOT_ASSET_URI`, the same wherever the staging
+    root is; each event's ``extra`` names the files that run wrote)."""
+    return make_asset(name=paths.HR_SNAPSHOT_ASSET_NAME, uri=paths.HR_SNAPSHOT_ASSET_URI)
 
 
-def _suffix(path: ObjectStoragePath) -> str:
-    suffix = path.suffix.lower()
-    if suffix not in FRAME_SUFFIXES:
-        raise ValueError(f"{path}: unsupported file type {suffix or '(none)'}; use one of {FRAME_SUFFIXES}")
-    return suffix
-
-
-def write_bytes(path: str | os.PathLike[str] | ObjectStoragePath, data: bytes) -> ObjectStoragePath:
-    """Write ``data`` to ``path`` whole (atomic rename, mode ``0600``, on a local disk); returns the path
-    written.
-
-    :param path: target file.
-    :param data: the content.
-    """
-    target = to_path(path)
-    local = local_path(target)
-    if local is not None:
-        atomic_write_bytes(local, data)
-    else:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)
-    return target
-
-
-def read_frame(path: str | os.PathLike[str] | ObjectStoragePath, **kwargs: Any) -> pd.DataFrame:
-    """Read a Parquet or CSV file into a DataFrame.
-
-    CSV is read as text (``dtype=str``, empty cells stay empty strings, a UTF-8 BOM is dropped), so ids such
-    as ``00123`` keep their leading zeros.
-
-    :param path: ``.parquet`` or ``.csv`` file, local or in an object store.
-    :param kwargs: passed to :func:`pandas.read_parquet` or :func:`pandas.read_csv`.
-    """
-    source = to_path(path)
-    suffix = _suffix(source)
-    data = source.read_bytes()
-    if suffix == ".parquet":
-        return pd.read_parquet(io.BytesIO(data), **kwargs)
-    options: dict[str, Any] = {"dtype": str, "keep_default_na": False, "encoding": "utf-8-sig"}
-    options.update(kwargs)
-    return pd.read_csv(io.BytesIO(data), **options)
-
-
-def write_frame(
-    frame: pd.DataFrame, path: str | os.PathLike[str] | ObjectStoragePath, *, index: bool = False
-) -> ObjectStoragePath:
-    """Write ``frame`` as Parquet or CSV (by suffix), atomically on a local disk; returns the path written.
-
-    :param frame: the data.
-    :param path: ``.parquet`` or ``.csv`` target.
-    :param index: also write the index.
-    """
-    target = to_path(path)
-    buffer = io.BytesIO()
-    if _suffix(target) == ".parquet":
-        frame.to_parquet(buffer, index=index)
-    else:
-        frame.to_csv(buffer, index=index)
-    return write_bytes(target, buffer.getvalue())
-
-
-def _dump(record: Mapping[str, Any]) -> str:
-    return json.dumps(record, separators=(",", ":"), ensure_ascii=False, default=str)
-
-
-def append_jsonl(
-    path: str | os.PathLike[str] | ObjectStoragePath, records: Iterable[Mapping[str, Any]]
-) -> ObjectStoragePath:
-    """Append JSON records, one per line; on a local disk the lines are flushed and fsync'd before return,
-    and a new file is created ``0600``.
-
-    :param path: the JSON Lines file (created if missing).
-    :param records: JSON-serialisable mappings.
-    """
-    target = to_path(path)
-    text = "".join(_dump(record) + "\n" for record in records)
-    local = local_path(target)
-    if local is not None:
-        with open_private_append(local) as handle:
-            if handle.tell() > 0 and not _ends_with_newline(local):
-                # A torn line from a killed writer: finish it so the next record starts on its own line.
-                handle.write(b"\n")
-            handle.write(text.encode("utf-8"))
-            handle.flush()
-            os.fsync(handle.fileno())
-        return target
-    existing = target.read_bytes() if target.exists() else b""
-    if existing and not existing.endswith(b"\n"):
-        existing += b"\n"
-    return write_bytes(target, existing + text.encode("utf-8"))
-
-
-def _ends_with_newline(path: Path) -> bool:
-    with open(path, "rb") as handle:
-        handle.seek(-1, os.SEEK_END)
-        return handle.read(1) == b"\n"
-
-
-def write_jsonl(
-    path: str | os.PathLike[str] | ObjectStoragePath, records: Iterable[Mapping[str, Any]]
-) -> ObjectStoragePath:
-    """Write JSON records, one per line, replacing the file (atomic rename on a local disk).
-
-    :param path: the JSON Lines file.
-    :param records: JSON-serialisable mappings.
-    """
-    text = "".join(_dump(record) + "\n" for record in records)
-    return write_bytes(path, text.encode("utf-8"))
-
-
-def read_jsonl(path: str | os.PathLike[str] | ObjectStoragePath, *, missing_ok: bool = False) -> list[Any]:
-    """Read a JSON Lines file; blank lines and unparseable lines (a torn write) are skipped with a warning.
-
-    :param path: the file.
-    :param missing_ok: return ``[]`` when the file does not exist instead of raising ``FileNotFoundError``.
-    """
-    source = to_path(path)
-    if missing_ok and not source.exists():
-        return []
-    records = []
-    for number, line in enumerate(source.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            records.append(json.loads(line))
-        except ValueError:
-            log.warning("%s: skipping line %d, not valid JSON (a torn write?)", source, number)
-    return records
+def hr_snapshot_schedule() -> list[Any]:
+    """A schedule on :func:`hr_snapshot_asset`: run after each HR commit (by name on Airflow 3, by URI on
+    2.11)."""
+    return [asset_ref(name=paths.HR_SNAPSHOT_ASSET_NAME, uri=paths.HR_SNAPSHOT_ASSET_URI)]

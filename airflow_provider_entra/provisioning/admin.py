@@ -7,28 +7,50 @@ person is active and still matches the rule; otherwise it is disabled (never del
 API-driven provisioning).
 
 The derived frame has the HR layout, so the same mapping, delta planning and upload code serve both jobs; it
-is planned against its own snapshot (admin accounts usually go to a separate provisioning app/job).
+is planned against its own job's ledger (admin accounts usually go to a separate provisioning app/job).
+:func:`derive_admins` is the step the ``entra_admin_accounts`` DAG runs over staged files.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow.compute as pc
 
-from airflow_provider_entra.provisioning._hr import TEXT_DTYPE, from_arrow, isin_text, parse_boolean, to_arrow
+from airflow_provider_entra._fsio import join, read_frame, write_frame
+from airflow_provider_entra.provisioning._hr import (
+    TEXT_DTYPE,
+    from_arrow,
+    isin_text,
+    parse_boolean,
+    quarantine_frame,
+    to_arrow,
+)
+from airflow_provider_entra.provisioning.feed import load_mapping, write_people_csv
+from airflow_provider_entra.provisioning.ledger import read_ledger
 from airflow_provider_entra.provisioning.normalise import HrSchema, assign_upns
+from airflow_provider_entra.provisioning.paths import ADMINS_NAME, MAPPED_NAME, QUARANTINE_NAME
+from airflow_provider_entra.scim import map_records
 
 __all__ = [
     "DEFAULT_ADMIN_DEPARTMENTS",
     "DEFAULT_ADMIN_TITLE_PATTERN",
     "DEFAULT_PRIVILEGE_RULE",
     "PrivilegeRule",
+    "LINK_COLUMN",
     "derive_admin_accounts",
+    "derive_admins",
 ]
+
+log = logging.getLogger(__name__)
+
+#: Column of the derived admin rows naming the person an admin account belongs to.
+LINK_COLUMN = "LinkedWorkerID"
 
 DEFAULT_ADMIN_DEPARTMENTS = ("IT", "Information Technology", "Security")
 #: Whole words only, so "Administrative Assistant" and "Domain Administration Clerk" do not match.
@@ -116,7 +138,7 @@ def derive_admin_accounts(
     display_suffix: str = " (admin)",
     existing_admins: pd.DataFrame | None = None,
     schema: HrSchema = HrSchema(),
-    link_column: str = "LinkedWorkerID",
+    link_column: str = LINK_COLUMN,
 ) -> pd.DataFrame:
     """Derive the admin accounts, in the HR layout, including the ones to disable.
 
@@ -214,3 +236,67 @@ def _existing(existing_admins: pd.DataFrame | None, id_prefix: str) -> pd.DataFr
             "person": person.to_numpy(),
         }
     ).dropna(subset=["person"])
+
+
+def derive_admins(
+    hr_current_path: Any,
+    admin_ledger: Any,
+    mapping_path: Any,
+    out_dir: Any,
+    *,
+    upn_domain: str,
+    rule: PrivilegeRule = DEFAULT_PRIVILEGE_RULE,
+    schema: HrSchema = HrSchema(),
+) -> dict[str, Any]:
+    """Derive the admin accounts from the committed HR feed and map them with the admin mapping.
+
+    Writes ``admins.parquet`` (HR layout), ``mapped.parquet`` and ``quarantine.csv`` into ``out_dir``.
+
+    :param hr_current_path: the normalised HR feed of the last committed HR run (``hr_current.parquet``).
+    :param admin_ledger: the admin job's own ledger (keeps admin UPNs stable; disables admin accounts whose
+        person left or lost the role).
+    :param mapping_path: the admin mapping.
+    :param out_dir: the run folder.
+    :param upn_domain: the domain of admin UPNs.
+    :param rule: who gets an admin account.
+    :param schema: HR column names.
+    :return: ``{"people", "admins", "active_admins", "mapped", "quarantined", "admins_path", "mapped_path",
+        "quarantine_path"}``.
+    """
+    hr = read_frame(hr_current_path)
+    if "row" in hr.columns:
+        hr = hr.drop(columns="row")
+    existing = read_ledger(admin_ledger).state
+    admins = derive_admin_accounts(
+        hr, rule, upn_domain=upn_domain, existing_admins=existing, schema=schema, link_column=LINK_COLUMN
+    )
+    records = map_records(admins, load_mapping(mapping_path).attributes)
+    mapped = records.frame
+    # The person behind each admin account, kept in the admin ledger (linked_external_id).
+    mapped["linked_external_id"] = admins[LINK_COLUMN].to_numpy()[mapped.index.to_numpy(dtype=np.int64)]
+    mapped = mapped.reset_index(drop=True)
+    rejected = quarantine_frame(
+        records.rejected["row"].to_numpy(dtype=np.int64),
+        records.rejected["externalId"],
+        "mapping",
+        records.rejected["reason"],
+    )
+    summary = {
+        "people": len(hr),
+        "admins": len(admins),
+        "active_admins": int((admins[schema.status] == "Active").sum()) if len(admins) else 0,
+        "mapped": len(mapped),
+        "quarantined": len(rejected),
+        "admins_path": str(write_frame(admins, join(out_dir, ADMINS_NAME))),
+        "mapped_path": str(write_frame(mapped, join(out_dir, MAPPED_NAME))),
+        "quarantine_path": write_people_csv(rejected, join(out_dir, QUARANTINE_NAME)),
+    }
+    log.info(
+        "%d admin account(s) (%d active) for %d people in %s; %d quarantined",
+        summary["admins"],
+        summary["active_admins"],
+        summary["people"],
+        hr_current_path,
+        summary["quarantined"],
+    )
+    return summary

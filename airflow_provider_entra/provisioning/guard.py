@@ -7,10 +7,16 @@ job); this guard acts before the upload, so nothing is sent until a person confi
 Both limits are on by default. The percentage is of the accounts that are active in the snapshot; on a first
 run there is no snapshot, nothing can be disabled, and the percentage limit cannot trip (the count limit still
 applies to whatever plan it is given).
+
+The data-quality gate (:func:`check_quarantine_gate`) stops a run in which too many HR rows were quarantined.
+:func:`decide` applies both to a run's plan and transform summaries (what the example DAGs' ``guard`` task
+does), and :func:`stop_notice` says what a person does to go ahead.
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from numbers import Integral
 from typing import Any
@@ -24,7 +30,12 @@ __all__ = [
     "QualityDecision",
     "check_deletion_guard",
     "check_quarantine_gate",
+    "decide",
+    "guard_limits",
+    "stop_notice",
 ]
+
+log = logging.getLogger(__name__)
 
 DEFAULT_MAX_DISABLE_COUNT = 50
 DEFAULT_MAX_DISABLE_PERCENT = 10.0
@@ -188,3 +199,134 @@ def check_quarantine_gate(
         nothing_valid=nothing_valid,
         message=message,
     )
+
+
+def decide(
+    plan_summary: Mapping[str, Any],
+    *,
+    max_disable_count: int | None = DEFAULT_MAX_DISABLE_COUNT,
+    max_disable_percent: float | None = DEFAULT_MAX_DISABLE_PERCENT,
+    approved: bool = False,
+    transform_summary: Mapping[str, Any] | None = None,
+    max_quarantine_count: int | None = DEFAULT_MAX_QUARANTINE_COUNT,
+    max_quarantine_percent: float | None = DEFAULT_MAX_QUARANTINE_PERCENT,
+    quarantine_approved: bool = False,
+) -> dict[str, Any]:
+    """The deletion guard's and the data-quality gate's decision for a run (JSON-safe).
+
+    :param plan_summary: what the plan step returned (``disables`` and ``active`` are read).
+    :param max_disable_count: most disables allowed in one run (``None``: no count limit).
+    :param max_disable_percent: most disables allowed, as a percentage of the active accounts.
+    :param approved: a person approved this run's disables (the ``approve_disables`` Param or the UI).
+    :param transform_summary: what the transform step returned (``input_rows``, ``quarantined``,
+        ``mapped``); ``None``: no data-quality gate.
+    :param max_quarantine_count: most quarantined rows allowed before the run stops (``None``: no limit).
+    :param max_quarantine_percent: most quarantined rows allowed, as a percentage of the export's rows.
+    :param quarantine_approved: a person approved going ahead despite the quarantined rows.
+    :return: ``{"tripped", "approved", "proceed", "disables", "active", "percent", "limits", "message",
+        "guard_tripped", "quality": {...}}``; ``proceed`` is false when the guard or the gate tripped and
+        nobody approved. ``quality`` has ``tripped``, ``approved``, ``quarantined``, ``rows``, ``percent``,
+        ``limits``, ``message``, ``nothing_valid`` (every row was rejected: the run cannot go on, approved or
+        not).
+    """
+    decision = check_deletion_guard(
+        int(plan_summary["disables"]),
+        int(plan_summary["active"]),
+        max_disable_count=max_disable_count,
+        max_disable_percent=max_disable_percent,
+    )
+    quality = (
+        check_quarantine_gate(
+            int(transform_summary.get("quarantined") or 0),
+            int(transform_summary.get("input_rows") or 0),
+            int(transform_summary.get("mapped") or 0),
+            max_quarantine_count=max_quarantine_count,
+            max_quarantine_percent=max_quarantine_percent,
+        )
+        if transform_summary is not None
+        else None
+    )
+    quality_tripped = quality is not None and quality.tripped
+    message = " ".join(
+        [decision.message] + ([quality.message] if quality is not None and quality.tripped else [])
+    )
+    log.info("%s", message)
+    guard_ok = not decision.tripped or bool(approved)
+    quality_ok = quality is None or (
+        not quality.nothing_valid and (not quality.tripped or bool(quarantine_approved))
+    )
+    return {
+        "tripped": decision.tripped or quality_tripped,
+        "approved": guard_ok
+        and (not quality_tripped or bool(quarantine_approved))
+        and (decision.tripped or quality_tripped),
+        "proceed": guard_ok and quality_ok,
+        "disables": decision.disables,
+        "active": decision.active,
+        "percent": decision.percent,
+        "limits": list(decision.limits) + (list(quality.limits) if quality is not None else []),
+        "message": message,
+        "guard_tripped": decision.tripped,
+        "quality": None
+        if quality is None
+        else {
+            "tripped": quality.tripped,
+            "approved": bool(quarantine_approved) and quality.tripped,
+            "quarantined": quality.quarantined,
+            "rows": quality.rows,
+            "percent": quality.percent,
+            "limits": list(quality.limits),
+            "message": quality.message,
+            "nothing_valid": quality.nothing_valid,
+        },
+    }
+
+
+def guard_limits(params: Mapping[str, Any], *, quality_gate: bool = True) -> dict[str, Any]:
+    """:func:`decide`'s limits and approvals from a run's Params: ``max_disable_count``,
+    ``max_disable_percent``, ``approve_disables`` and, with ``quality_gate``, ``max_quarantine_count``,
+    ``max_quarantine_percent``, ``approve_quarantine`` (``airflow_provider_entra.params``)."""
+    options = {
+        "max_disable_count": params["max_disable_count"],
+        "max_disable_percent": params["max_disable_percent"],
+        "approved": bool(params["approve_disables"]),
+    }
+    if quality_gate:
+        options.update(
+            max_quarantine_count=params["max_quarantine_count"],
+            max_quarantine_percent=params["max_quarantine_percent"],
+            quarantine_approved=bool(params["approve_quarantine"]),
+        )
+    return options
+
+
+def stop_notice(decision: Mapping[str, Any], *, approval_minutes: float | None = None) -> dict[str, Any]:
+    """What a run that :func:`decide` stopped tells people, and whether to ask for approval in the UI.
+
+    :param decision: what :func:`decide` returned (``proceed`` false).
+    :param approval_minutes: how long an approval task in the UI waits for an answer (Airflow >= 3.1);
+        ``None`` or 0: no approval task, the run fails at once.
+    :return: ``{"status": "guard_tripped"|"rejected", "message", "ask_approval"}``: ``rejected`` when every
+        row was quarantined (nothing to approve); the message names the Params to re-run with.
+    """
+    quality = decision.get("quality") or {}
+    if quality.get("nothing_valid"):
+        return {"status": "rejected", "message": decision["message"], "ask_approval": False}
+    to_set = [
+        f"{name}: true"
+        for name, tripped in (
+            ("approve_disables", decision.get("guard_tripped")),
+            ("approve_quarantine", quality.get("tripped")),
+        )
+        if tripped
+    ]
+    params = ("Param " if len(to_set) == 1 else "Params ") + " and ".join(to_set)
+    ask = bool(approval_minutes)
+    how = (
+        "To go ahead, approve the 'approve_disables' task of this run in the UI (Required actions), "
+        f"within {approval_minutes:g} minute(s), or trigger"
+        if ask
+        else "To go ahead, trigger"
+    )
+    message = f"{decision['message']} {how} the DAG again with the {params}."
+    return {"status": "guard_tripped", "message": message, "ask_approval": ask}

@@ -41,14 +41,22 @@ import logging
 import os
 import re
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
+from airflow_provider_entra._fsio import read_bytes
 from airflow_provider_entra.provisioning._hr import HrSchemaError, describe_columns
 
-__all__ = ["DELIMITERS", "HrSourceError", "decode_hr_bytes", "read_hr_csv", "read_hr_csv_bytes"]
+__all__ = [
+    "DELIMITERS",
+    "HrSourceError",
+    "as_text_frame",
+    "decode_hr_bytes",
+    "read_hr_csv",
+    "read_hr_csv_bytes",
+]
 
 log = logging.getLogger(__name__)
 
@@ -217,16 +225,36 @@ def read_hr_csv_bytes(data: bytes, *, source: str | None = None, allow_empty: bo
 def read_hr_csv(path: str | os.PathLike[str] | Any, *, allow_empty: bool = False) -> pd.DataFrame:
     """Read an HR CSV export as text, detecting encoding and delimiter (table in the module docstring).
 
-    :param path: a local path, or any object with ``read_bytes()`` (``ObjectStoragePath``).
+    :param path: a local path, a URL or an ``ObjectStoragePath``.
     :param allow_empty: accept a header without data rows (an empty frame) instead of raising.
     :return: every column as text (``attrs``: ``source``, ``encoding``, ``delimiter``, ``warnings``).
     :raises HrSourceError: when the file cannot be read as a CSV table; the message says why.
     """
     source = str(path)
     try:
-        data = path.read_bytes() if hasattr(path, "read_bytes") else Path(path).read_bytes()
+        data = read_bytes(path)
     except FileNotFoundError:
         raise HrSourceError(f"{_name(source)} does not exist") from None
     except IsADirectoryError:
         raise HrSourceError(f"{_name(source)} is a directory, not a file") from None
     return read_hr_csv_bytes(data, source=source, allow_empty=allow_empty)
+
+
+def as_text_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """Every column as text, missing values as empty text: the shape of a CSV export read by
+    :func:`read_hr_csv`, for HR rows from elsewhere (a SQL query, an API). A column of whole numbers with gaps
+    (``1513.0``) reads as those numbers (``1513``); datetimes as ISO 8601.
+    """
+    out = {}
+    for column in frame.columns:
+        values = frame[column]
+        if pd.api.types.is_datetime64_any_dtype(values.dtype):
+            text = values.map(lambda v: v.isoformat(), na_action="ignore")
+        elif pd.api.types.is_float_dtype(values.dtype):
+            finite = values.dropna()
+            whole = len(finite) > 0 and bool((finite == np.floor(finite)).all())
+            text = values.astype("Int64").astype(object) if whole else values.astype(object)
+        else:
+            text = values.astype(object)
+        out[str(column)] = text.where(pd.notna(text), "").astype(str)
+    return pd.DataFrame(out)

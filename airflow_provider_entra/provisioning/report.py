@@ -24,13 +24,11 @@ Safety
 
 Where the files go
 ------------------
-``out_dir`` is a local directory (``str`` or :class:`os.PathLike`), created if needed. Each file is written
-to a temporary file in that directory and renamed over the target (``os.replace``), so a reader never sees
-a half-written report and no temporary file is left behind on error. ``out_dir`` may also be a
-``pathlib``-like object that is not :class:`os.PathLike`, such as Airflow's ``ObjectStoragePath``: only
-``out_dir / name``, ``.mkdir(parents=True, exist_ok=True)`` and ``.write_bytes()`` are used, one whole object
-per file (object stores publish an object only once its upload completes); a ``file://`` path is written
-locally with the atomic rename.
+``out_dir`` is a local folder (text or a path), a URL or an ``ObjectStoragePath``, created if needed; the
+files are written through :mod:`airflow_provider_entra._fsio`: on a local disk each goes to a temporary file
+in that folder and is renamed over the target, so a reader never sees a half-written report and no temporary
+file is left behind on error; on an object store each is one whole object (published only once its upload
+completes).
 
 Pure Python and pandas: no Airflow import, no network.
 """
@@ -49,7 +47,7 @@ from typing import Any
 
 import pandas as pd
 
-from airflow_provider_entra._atomic import atomic_write_bytes, private_mkdir
+from airflow_provider_entra._fsio import join, write_bytes
 from airflow_provider_entra.provisioning.reconcile import (
     STATUS_FAILURE,
     STATUS_MISSING,
@@ -634,16 +632,6 @@ def render_html(
 # --- writing ------------------------------------------------------------------------------------------------
 
 
-def _local_dir(out_dir: Any) -> Path | None:
-    if isinstance(out_dir, (str, os.PathLike)):
-        return Path(out_dir)
-    if getattr(out_dir, "protocol", None) in ("file", "local") and isinstance(
-        getattr(out_dir, "path", None), str
-    ):
-        return Path(out_dir.path)
-    return None
-
-
 def render_report(outcomes: pd.DataFrame, **kwargs: Any) -> tuple[bytes, bytes]:
     """``(outcomes.csv, report.html)`` as bytes, for callers that store them themselves (keyword arguments
     as for :func:`write_report`, less ``out_dir``)."""
@@ -666,8 +654,8 @@ def write_report(
     """Write ``outcomes.csv`` and ``report.html`` for one run.
 
     :param outcomes: the frame :func:`~airflow_provider_entra.provisioning.reconcile.reconcile` returns.
-    :param out_dir: a local directory (``str``/``PathLike``, created if needed), or a ``pathlib``-like object
-        such as ``ObjectStoragePath`` (see the module docstring).
+    :param out_dir: the run folder: a local path, a URL or an ``ObjectStoragePath`` (see the module
+        docstring).
     :param run_id: shown in the title (e.g. the Airflow run id).
     :param summary: run details shown as a table (source rows, quarantined rows, DAG, job id...). Never
         pass secrets; keys that look like credentials are redacted anyway.
@@ -682,7 +670,8 @@ def write_report(
     :param held: people held at their last proven state: ``count`` and ``ids``.
     :param stuck: records not sent because Entra skipped them the same way run after run (``externalId``,
         ``reason``, ``detail``, ``runs``).
-    :return: the paths written.
+    :return: the paths written: ``Path`` objects for a local folder given as text or a path, URLs as text,
+        ``ObjectStoragePath`` objects for one.
 
     Outcomes may carry ``display_name``, ``change`` (the HR change kind) and ``changed_attributes`` columns
     (joined from the plan): the record tables show them.
@@ -698,21 +687,8 @@ def write_report(
         held=held,
         stuck=stuck,
     )
-    local = _local_dir(out_dir)
-    if local is not None:
-        private_mkdir(local)
-        csv_path, html_path = local / CSV_NAME, local / HTML_NAME
-        atomic_write_bytes(csv_path, csv_data)
-        atomic_write_bytes(html_path, html_data)
-        if isinstance(out_dir, (str, os.PathLike)):
-            return ReportPaths(csv=csv_path, html=html_path)
-    target: Any = out_dir  # pathlib-like, e.g. ObjectStoragePath
-    csv_target, html_target = target / CSV_NAME, target / HTML_NAME
-    if local is not None:
-        return ReportPaths(csv=csv_target, html=html_target)
-    mkdir = getattr(target, "mkdir", None)
-    if mkdir is not None:
-        mkdir(parents=True, exist_ok=True)
-    csv_target.write_bytes(csv_data)
-    html_target.write_bytes(html_data)
-    return ReportPaths(csv=csv_target, html=html_target)
+    folder = Path(out_dir) if isinstance(out_dir, str) and "://" not in out_dir else out_dir
+    paths = ReportPaths(csv=join(folder, CSV_NAME), html=join(folder, HTML_NAME))
+    write_bytes(paths.csv, csv_data)
+    write_bytes(paths.html, html_data)
+    return paths

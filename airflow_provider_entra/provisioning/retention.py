@@ -38,8 +38,10 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from airflow_provider_entra._fsio import fs_and_path, is_local, write_bytes_on
-from airflow_provider_entra.provisioning import pipeline
+from airflow_provider_entra._fsio import fs_and_path, is_local, join, write_bytes_on
+from airflow_provider_entra._time import utc
+from airflow_provider_entra.provisioning import paths
+from airflow_provider_entra.provisioning.ledger import LEDGER_DIR_NAME
 
 __all__ = [
     "KEPT_NAMES",
@@ -54,28 +56,26 @@ log = logging.getLogger(__name__)
 
 #: The note :func:`purge_personal_data` leaves in a purged run folder.
 RETAINED_NAME = "retained.json"
-#: The job ledger's folder at the staging root (never touched).
-LEDGER_DIR_NAME = "ledger"
 #: Folders never treated as a DAG's or a run's folder.
-PROTECTED_DIR_NAMES = frozenset({pipeline.SNAPSHOT_DIR_NAME, LEDGER_DIR_NAME})
+PROTECTED_DIR_NAMES = frozenset({paths.SNAPSHOT_DIR_NAME, LEDGER_DIR_NAME})
 #: Files of a run folder that hold no personal data and are kept: counts, status, timestamps, paths.
-KEPT_NAMES = frozenset({pipeline.RUN_SUMMARY_NAME, "dry-run-summary.json", RETAINED_NAME})
+KEPT_NAMES = frozenset({paths.RUN_SUMMARY_NAME, "dry-run-summary.json", RETAINED_NAME})
 #: Files of a run folder known to hold personal data (names, UPNs, addresses, phone numbers, employee ids).
 #: The names written by the operator, sensor and trigger are spelled out here because those modules import
 #: Airflow; a test checks they still match. Every file not in :data:`KEPT_NAMES` is deleted, listed or not.
 PERSONAL_DATA_NAMES = frozenset(
     {
-        # provisioning.pipeline
-        pipeline.RAW_NAME,
-        pipeline.NORMALISED_NAME,
-        pipeline.MAPPED_NAME,
-        pipeline.QUARANTINE_NAME,
-        pipeline.WARNINGS_NAME,
-        pipeline.DELTA_NAME,
-        pipeline.KNOWN_IDS_NAME,
-        pipeline.ADMINS_NAME,
-        pipeline.SELECTED_NAME,
-        "held.parquet",  # records held back from sending
+        # provisioning steps (provisioning.paths)
+        paths.RAW_NAME,
+        paths.NORMALISED_NAME,
+        paths.MAPPED_NAME,
+        paths.QUARANTINE_NAME,
+        paths.WARNINGS_NAME,
+        paths.HELD_NAME,
+        paths.DELTA_NAME,
+        paths.KNOWN_IDS_NAME,
+        paths.ADMINS_NAME,
+        paths.SELECTED_NAME,
         # operators.bulk_upload: externalIds per request, SCIM payloads of a dry run, refused records
         "upload-manifest.jsonl",
         "sent-external-ids.parquet",
@@ -105,15 +105,11 @@ def _modified(fs: Any, path: str, info: Mapping[str, Any]) -> datetime | None:
             return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
         if isinstance(value, str):
             with contextlib.suppress(ValueError):
-                return _utc(datetime.fromisoformat(value.replace("Z", "+00:00")))
+                return utc(value)
     try:
-        return _utc(fs.modified(path))
+        return utc(fs.modified(path))
     except (NotImplementedError, OSError, AttributeError):
         return None
-
-
-def _utc(stamp: datetime) -> datetime:
-    return stamp.replace(tzinfo=timezone.utc) if stamp.tzinfo is None else stamp.astimezone(timezone.utc)
 
 
 def _finished_at(fs: Any, summary_path: str) -> datetime | None:
@@ -122,7 +118,7 @@ def _finished_at(fs: Any, summary_path: str) -> datetime | None:
         with fs.open(summary_path, "rb") as handle:
             summary = json.loads(handle.read())
         value = summary.get("finished_at") if isinstance(summary, dict) else None
-        return _utc(datetime.fromisoformat(str(value).replace("Z", "+00:00"))) if value else None
+        return utc(str(value)) if value else None
     except (OSError, ValueError):
         return None
 
@@ -217,7 +213,7 @@ def purge_personal_data(
         not dag_id or "/" in dag_id or dag_id in (".", "..") or dag_id in PROTECTED_DIR_NAMES
     ):
         raise ValueError(f"dag_id {dag_id!r} is not a DAG folder name")
-    current = _utc(now or datetime.now(timezone.utc))
+    current = utc(now or datetime.now(timezone.utc))
     cutoff = current - older_than
     result: dict[str, Any] = {
         "runs_examined": 0,
@@ -243,7 +239,7 @@ def purge_personal_data(
             if not any(name in RUN_FILE_NAMES for name in files):
                 continue  # not a run folder of this provider
             result["runs_examined"] += 1
-            run_time = _finished_at(fs, posixpath.join(run, pipeline.RUN_SUMMARY_NAME))
+            run_time = _finished_at(fs, posixpath.join(run, paths.RUN_SUMMARY_NAME))
             if run_time is None:
                 times = [
                     _modified(fs, posixpath.join(run, name), info)
@@ -280,5 +276,5 @@ def purge_personal_data(
             result["runs_purged"] += 1
             result["files_deleted"] += len(doomed)
             result["bytes_freed"] += sum(doomed.values())
-            result["purged"].append(str(pipeline.join(staging_root, dag, run_name)))
+            result["purged"].append(str(join(staging_root, dag, run_name)))
     return result

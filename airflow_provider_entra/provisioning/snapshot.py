@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from airflow_provider_entra._fsio import fs_and_path, is_local
+from airflow_provider_entra._fsio import exists, read_frame
 from airflow_provider_entra.provisioning._hr import TEXT_DTYPE
 
 __all__ = [
@@ -117,13 +117,9 @@ def read_snapshot(path: str | os.PathLike[str] | Any) -> pd.DataFrame:
     :param path: local path, fsspec URL, or ``ObjectStoragePath``/``UPath``.
     :return: a frame with :data:`SNAPSHOT_DTYPES`.
     """
-    fs, inner = fs_and_path(path)
-    if not fs.exists(inner):
+    if not exists(path):
         return empty_snapshot()
-    if is_local(fs):
-        return conform_snapshot(pd.read_parquet(inner))
-    with fs.open(inner, "rb") as fh:
-        return conform_snapshot(pd.read_parquet(fh))
+    return conform_snapshot(read_frame(path))
 
 
 def active_count(snapshot: pd.DataFrame) -> int:

@@ -7,12 +7,14 @@ from datetime import datetime, timezone
 import pandas as pd
 import pytest
 
+from airflow_provider_entra.provisioning import pipeline
 from airflow_provider_entra.provisioning.admin import (
     DEFAULT_PRIVILEGE_RULE,
     PrivilegeRule,
     derive_admin_accounts,
+    derive_admins,
 )
-from airflow_provider_entra.provisioning.ledger import apply_outcomes
+from airflow_provider_entra.provisioning.ledger import apply_outcomes, read_ledger
 from airflow_provider_entra.provisioning.normalise import normalise_hr
 from airflow_provider_entra.provisioning.plan import plan_delta
 from airflow_provider_entra.provisioning.snapshot import empty_snapshot
@@ -231,3 +233,25 @@ def test_admin_derivation_needs_normalised_hr() -> None:
         derive_admin_accounts(
             pd.DataFrame({"WorkerID": ["1"], "WorkerStatus": ["Active"]}), upn_domain=ADMIN_DOMAIN
         )
+
+
+def test_admin_accounts_are_derived_mapped_and_linked(tmp_path, steps):
+    transformed, _ = steps.run(steps.data / "hr_employees.csv", tmp_path / "hr", tmp_path / "ledger")
+    admin_ledger = tmp_path / "admin-ledger"
+    derived = derive_admins(
+        transformed["normalised_path"],
+        admin_ledger,
+        steps.data / "admin_mapping.yaml",
+        tmp_path / "admin",
+        upn_domain="contoso.onmicrosoft.com",
+    )
+    mapped = pd.read_parquet(derived["mapped_path"])
+    assert derived["admins"] == derived["mapped"] == len(mapped) > 5 and derived["quarantined"] == 0
+    assert mapped["externalId"].str.startswith("A").all()
+    assert (mapped["externalId"].str[1:] == mapped["linked_external_id"]).all()
+    assert mapped["userName"].str.match(r"^adm-[^@]+@contoso\.onmicrosoft\.com$").all()
+    planned = pipeline.plan(derived["mapped_path"], admin_ledger, tmp_path / "admin")
+    outcomes = steps.all_succeed(planned["delta_path"], tmp_path / "admin")
+    pipeline.commit(admin_ledger, planned["delta_path"], outcomes, run_id="admin-1")
+    linked = read_ledger(admin_ledger).state["linked_external_id"]
+    assert linked.notna().all()
