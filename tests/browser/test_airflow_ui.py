@@ -19,6 +19,7 @@ from airflow_provider_entra.get_provider_info import CONN_FIELDS, INTEGRATION_NA
 pytestmark = pytest.mark.browser
 
 EXAMPLE_DAGS = {
+    "entra_quickstart",
     "entra_hr_provisioning",
     "entra_admin_accounts",
     "entra_on_demand",

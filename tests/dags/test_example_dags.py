@@ -1,8 +1,8 @@
 """Every example DAG imports cleanly and runs green under dag.test() against the emulator.
 
 entra_hr_provisioning's behaviour has its own module (test_entra_hr_provisioning.py); here: the imports and
-Params, the admin accounts DAG (after an HR run, and its stricter guard), on-demand provisioning and the
-daily review.
+Params, the quickstart, the admin accounts DAG (after an HR run, and its stricter guard), on-demand
+provisioning and the daily review.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from airflow_provider_entra.emulator.testing import bulk, user
 from airflow_provider_entra.hooks.entra import EntraHook
 
 EXAMPLE_DAGS = {
+    "entra_quickstart",
     "entra_hr_provisioning",
     "entra_admin_accounts",
     "entra_on_demand",
@@ -46,6 +47,32 @@ def test_every_example_dag_imports_with_documented_params(dags):
     } <= set(hr.params)
     assert bag.get_dag("entra_on_demand").params.get_param("employee_ids").schema["type"] == "array"
     assert bag.get_dag("entra_on_demand").schedule is None  # manual only
+
+
+def test_quickstart_provisions_the_sample_and_proves_it(dags, entra_env, tmp_path):
+    emulator = entra_env
+    dag_run = dags.run("entra_quickstart", tmp_path / "staging")
+    assert dag_run.state == DagRunState.SUCCESS, dags.states(dag_run)
+    assert set(dags.states(dag_run)) == {"preflight", "prepare", "upload", "verify"}
+    hr = pd.read_csv(dags.data / "hr_employees.csv", dtype=str, keep_default_na=False)
+    verified = dags.xcom(dag_run, "verify")
+    assert verified["records"] == len(hr) and verified["outcomes"]["success"] == len(hr)
+    users = {u["employeeId"]: u for u in emulator.users()}
+    assert set(users) == set(hr["WorkerID"])
+    assert Path(verified["report_html"].removeprefix("file://")).is_file()
+
+
+def test_example_dags_share_one_meaning_per_param(dags):
+    """A Param name means the same in every example DAG: one description (airflow_provider_entra.params)."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(dags.data.parent))
+    described: dict[str, set[str]] = {}
+    for dag_id in EXAMPLE_DAGS:
+        for name, param in bag.get_dag(dag_id).params.items():
+            described.setdefault(name, set()).add(param.description)
+    assert {name: texts for name, texts in described.items() if len(texts) > 1} == {}
+    assert {"staging_path", "retention_days", "dry_run"} <= set(described)
 
 
 def test_admin_accounts_follow_the_hr_snapshot(dags, entra_env, tmp_path):
