@@ -33,6 +33,7 @@ __all__ = [
     "DELETION_GUARD",
     "FAILURE_LIMITS",
     "HOUSEKEEPING",
+    "HR_PROVISIONING",
     "HR_SOURCE",
     "PARAMS",
     "PLAN",
@@ -233,6 +234,17 @@ FAILURE_LIMITS = ("max_failures", "max_failure_percent")
 VERIFY = ("verify_poke_interval", "verify_settle_seconds", "verify_timeout_minutes")
 #: Where files go and how long personal data stays.
 HOUSEKEEPING = ("retention_days", "staging_path")
+#: Everything a scheduled HR run reads (``entra_hr_provisioning``), in the order of the trigger form.
+HR_PROVISIONING = (
+    *HR_SOURCE,
+    "dry_run",
+    *PLAN,
+    *DELETION_GUARD,
+    *QUALITY_GATE,
+    *FAILURE_LIMITS,
+    *VERIFY,
+    *HOUSEKEEPING,
+)
 #: ``EntraProvisioningLogSensor(..., **VERIFY_FROM_PARAMS)``: the sensor reads its timing from the
 #: :data:`VERIFY` Params at execute time, so the trigger form can change it.
 VERIFY_FROM_PARAMS = {

@@ -48,17 +48,7 @@ from airflow_provider_entra._compat import EmptyOperator
 from airflow_provider_entra.hooks.entra import EntraHook
 from airflow_provider_entra.operators.bulk_upload import EntraBulkUploadOperator
 from airflow_provider_entra.operators.job_health import EntraJobHealthOperator
-from airflow_provider_entra.params import (
-    DELETION_GUARD,
-    FAILURE_LIMITS,
-    HOUSEKEEPING,
-    HR_SOURCE,
-    PLAN,
-    QUALITY_GATE,
-    VERIFY,
-    VERIFY_FROM_PARAMS,
-    dag_params,
-)
+from airflow_provider_entra.params import HR_PROVISIONING, PLAN, VERIFY_FROM_PARAMS, dag_params
 from airflow_provider_entra.provisioning import pipeline
 from airflow_provider_entra.provisioning.verdict import Tally, verdict
 from airflow_provider_entra.sensors.provisioning_logs import EntraProvisioningLogSensor
@@ -73,16 +63,6 @@ DAG_ID = "entra_hr_provisioning"
 CONN_ID = EntraHook.default_conn_name
 DATA = Path(__file__).parent / "data"
 HR_SNAPSHOT = hr_snapshot_asset()
-PARAMS = (
-    *HR_SOURCE,
-    "dry_run",
-    *PLAN,
-    *DELETION_GUARD,
-    *QUALITY_GATE,
-    *FAILURE_LIMITS,
-    *VERIFY,
-    *HOUSEKEEPING,
-)
 
 if ApprovalOperator is not None:
 
@@ -106,7 +86,7 @@ if ApprovalOperator is not None:
     tags=["entra", "provisioning"],
     doc_md=__doc__,
     params=dag_params(
-        *PARAMS, hr_path=str(DATA / "hr_employees.csv"), mapping_path=str(DATA / "hr_mapping.yaml")
+        *HR_PROVISIONING, hr_path=str(DATA / "hr_employees.csv"), mapping_path=str(DATA / "hr_mapping.yaml")
     ),
 )
 def entra_hr_provisioning() -> None:
