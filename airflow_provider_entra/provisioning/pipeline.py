@@ -27,9 +27,6 @@ Pure pandas and fsspec: no Airflow import.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 from airflow_provider_entra._fsio import join, read_frame
 from airflow_provider_entra._time import now_utc
 from airflow_provider_entra.provisioning.admin import derive_admins
@@ -148,46 +145,7 @@ __all__ = [
     "top_reasons",
     "top_reasons_text",
     "transform",
-    "verdict",
     "write_run_report",
     "write_run_summary",
     "write_stopped_run",
 ]
-
-
-def verdict(
-    verified: Mapping[str, Any],
-    *,
-    stuck: int = 0,
-    max_failures: int | None = None,
-    max_failure_percent: float | None = None,
-) -> str | None:
-    """The run's verdict: a sentence when more records failed, have no log entry or are stuck than allowed.
-
-    One rule for every DAG: failures, records missing from the logs and stuck records (skipped by Entra the
-    same way run after run, not sent again) all count, against the records sent plus the stuck ones.
-
-    :param verified: the verification summary (``records``, ``failures``, ``missing``).
-    :param stuck: records the plan did not send because they are stuck.
-    :param max_failures: most such records allowed (``None``: no count limit).
-    :param max_failure_percent: most such records allowed, as a percentage (``None``: no limit).
-    :return: ``None`` when within the limits, else the message to fail with.
-    """
-    records = int(verified.get("records") or 0) + int(stuck)
-    failures = int(verified.get("failures") or 0)
-    missing = int(verified.get("missing") or 0)
-    bad = failures + missing + int(stuck)
-    limits = []
-    if max_failures is not None and bad > max_failures:
-        limits.append(f"max_failures={max_failures}")
-    if max_failure_percent is not None and records and 100.0 * bad / records > float(max_failure_percent):
-        limits.append(f"max_failure_percent={max_failure_percent:g}")
-    if not limits:
-        return None
-    parts = [f"{failures} failed", f"{missing} have no log entry"] + ([f"{stuck} are stuck"] if stuck else [])
-    return (
-        f"{bad} of {records} record(s) did not reach Entra ({', '.join(parts)}), "
-        f"over {' and '.join(limits)}. "
-        "Failed and missing records are not in the ledger and will be sent again next run; stuck records are "
-        "not sent again until they change."
-    )
