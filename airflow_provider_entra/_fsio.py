@@ -38,6 +38,7 @@ from airflow_provider_entra._atomic import atomic_write_bytes, open_private_appe
 
 __all__ = [
     "FRAME_SUFFIXES",
+    "LOCAL_PROTOCOLS",
     "append_jsonl",
     "exists",
     "fs_and_path",
@@ -57,6 +58,8 @@ log = logging.getLogger(__name__)
 
 #: File suffixes :func:`read_frame` and :func:`write_frame` understand.
 FRAME_SUFFIXES = (".parquet", ".csv")
+#: Protocols (of an fsspec filesystem or an ``ObjectStoragePath``) that name this machine's disk.
+LOCAL_PROTOCOLS = ("file", "local", "")
 
 
 def fs_and_path(path: Any) -> tuple[Any, str]:
@@ -82,7 +85,7 @@ def fs_and_path(path: Any) -> tuple[Any, str]:
 def is_local(fs: Any) -> bool:
     """Whether the filesystem ``fs`` (:func:`fs_and_path`) is this machine's disk."""
     protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
-    return protocol in ("file", "local")
+    return protocol in LOCAL_PROTOCOLS
 
 
 def local_path(path: Any) -> Path | None:

@@ -93,7 +93,7 @@ def to_path(path: str | os.PathLike[str] | ObjectStoragePath) -> ObjectStoragePa
     :param path: a local path, a URL (``s3://bucket/key``, ``file:///tmp/x``) or an ``ObjectStoragePath``.
     """
     if isinstance(path, ObjectStoragePath):
-        if path.protocol in ("file", "local", "") and not str(path).startswith("file://"):
+        if path.protocol in _fsio.LOCAL_PROTOCOLS and not str(path).startswith("file://"):
             return ObjectStoragePath(f"file://{Path(path.path).resolve()}")
         return path
     text = os.fspath(path)
