@@ -45,6 +45,7 @@ from airflow.providers.common.compat.sdk import (
     conf,
 )
 
+from airflow_provider_entra._time import utc
 from airflow_provider_entra.hooks.entra import EntraHook
 from airflow_provider_entra.links import EntraProvisioningLogsLink
 from airflow_provider_entra.provisioning.reconcile import (
@@ -97,11 +98,6 @@ def _parse_summary(value: Mapping[str, Any] | str) -> dict[str, Any]:
         "upload_summary must be the upload task's summary as a dict: pass the upload task's output "
         f"(upload.output), not a Jinja string; got {type(value).__name__}"
     )
-
-
-def _utc(value: str | datetime) -> datetime:
-    stamp = datetime.fromisoformat(value) if isinstance(value, str) else value
-    return stamp.replace(tzinfo=timezone.utc) if stamp.tzinfo is None else stamp.astimezone(timezone.utc)
 
 
 def _param_number(params: Mapping[str, Any], name: str) -> float:
@@ -261,7 +257,7 @@ class EntraProvisioningLogSensor(BaseSensorOperator):
         if accepted:
             starts.append(min(accepted.values()) - timedelta(seconds=self.acceptance_tolerance_seconds))
         if not accepted or any(ext not in accepted for ext in load_external_ids(self._ids_source())):
-            starts.append(_utc(self.summary["first_submit"]) - timedelta(seconds=self.clock_skew_seconds))
+            starts.append(utc(self.summary["first_submit"]) - timedelta(seconds=self.clock_skew_seconds))
         return min(starts)
 
     def _collector_for_run(self) -> ProvisioningLogCollector:

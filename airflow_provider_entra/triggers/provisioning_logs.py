@@ -45,6 +45,7 @@ import pandas as pd
 from airflow.providers.common.compat.connection import get_async_connection
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from airflow_provider_entra._time import utc
 from airflow_provider_entra.exceptions import EntraAuthError, EntraError
 from airflow_provider_entra.hooks.entra import EntraHook
 from airflow_provider_entra.provisioning.reconcile import (
@@ -81,11 +82,6 @@ STATUS_COMPLETE = "complete"
 STATUS_TIMEOUT = "timeout"
 STATUS_ERROR = "error"
 _ACTION_CREATE = "create"
-
-
-def _utc(value: datetime | str) -> datetime:
-    stamp = datetime.fromisoformat(value) if isinstance(value, str) else value
-    return stamp.replace(tzinfo=timezone.utc) if stamp.tzinfo is None else stamp.astimezone(timezone.utc)
 
 
 def _now() -> datetime:
@@ -168,7 +164,7 @@ def _rank_key(entry: Mapping[str, Any]) -> tuple[datetime, int, str] | None:
     """Order of entries for one record, as :func:`~airflow_provider_entra.provisioning.reconcile.reconcile`
     orders them: time, then a create before anything else, then the entry id."""
     try:
-        stamp = _utc(str(entry["activityDateTime"]))
+        stamp = utc(str(entry["activityDateTime"]))
     except (KeyError, ValueError):
         return None
     action = str(entry.get("provisioningAction") or entry.get("action") or "").lower()
@@ -207,11 +203,11 @@ class ProvisioningLogCollector:
         if not tolerance_seconds >= 0:
             raise ValueError(f"tolerance_seconds must be 0 or more, got {tolerance_seconds!r}")
         self.expected = frozenset(str(value) for value in external_ids)
-        self.since = _utc(since)
+        self.since = utc(since)
         tolerance = timedelta(seconds=tolerance_seconds)
         #: Per record: entries dated before this belong to another run (records not here: ``since``).
         self.cutoffs = {
-            str(key): _utc(value) - tolerance
+            str(key): utc(value) - tolerance
             for key, value in (accepted_at or {}).items()
             if str(key) in self.expected and value
         }
@@ -238,9 +234,9 @@ class ProvisioningLogCollector:
             self.log_requests = int(state.get("log_requests", 0))
             self.polls = int(state.get("polls", 0))
             if state.get("all_seen_at"):
-                self.all_seen_at = _utc(state["all_seen_at"])
+                self.all_seen_at = utc(state["all_seen_at"])
             if state.get("watermark"):
-                self.watermark = _utc(state["watermark"])
+                self.watermark = utc(state["watermark"])
         return self
 
     def _save_state(self) -> None:
@@ -473,9 +469,9 @@ class EntraProvisioningLogTrigger(BaseTrigger):
         except Exception as exc:  # the task must learn why, not hang until its timeout
             yield self._event(STATUS_ERROR, None, message=f"{type(exc).__name__}: {exc}")
             return
-        deadline = _utc(self.timeout_at)
+        deadline = utc(self.timeout_at)
         if self.first_poll_at:
-            await asyncio.sleep(max(0.0, (min(_utc(self.first_poll_at), deadline) - _now()).total_seconds()))
+            await asyncio.sleep(max(0.0, (min(utc(self.first_poll_at), deadline) - _now()).total_seconds()))
         errors = 0
         while True:
             try:
