@@ -40,8 +40,10 @@ from typing import Any
 
 from airflow_provider_entra._fsio import fs_and_path, is_local, join, write_bytes_on
 from airflow_provider_entra._time import utc
-from airflow_provider_entra.provisioning import paths
+from airflow_provider_entra.provisioning import paths, report
 from airflow_provider_entra.provisioning.ledger import LEDGER_DIR_NAME
+from airflow_provider_entra.upload import manifest as upload_manifest
+from airflow_provider_entra.upload import run as upload_run
 
 __all__ = [
     "KEPT_NAMES",
@@ -59,10 +61,10 @@ RETAINED_NAME = "retained.json"
 #: Folders never treated as a DAG's or a run's folder.
 PROTECTED_DIR_NAMES = frozenset({paths.SNAPSHOT_DIR_NAME, LEDGER_DIR_NAME})
 #: Files of a run folder that hold no personal data and are kept: counts, status, timestamps, paths.
-KEPT_NAMES = frozenset({paths.RUN_SUMMARY_NAME, "dry-run-summary.json", RETAINED_NAME})
+KEPT_NAMES = frozenset({paths.RUN_SUMMARY_NAME, upload_run.DRY_RUN_SUMMARY_NAME, RETAINED_NAME})
 #: Files of a run folder known to hold personal data (names, UPNs, addresses, phone numbers, employee ids).
-#: The names written by the operator, sensor and trigger are spelled out here because those modules import
-#: Airflow; a test checks they still match. Every file not in :data:`KEPT_NAMES` is deleted, listed or not.
+#: The names the sensor and trigger write are spelled out here because those modules import Airflow; a test
+#: checks they still match. Every file not in :data:`KEPT_NAMES` is deleted, listed or not.
 PERSONAL_DATA_NAMES = frozenset(
     {
         # provisioning steps (provisioning.paths)
@@ -76,19 +78,19 @@ PERSONAL_DATA_NAMES = frozenset(
         paths.KNOWN_IDS_NAME,
         paths.ADMINS_NAME,
         paths.SELECTED_NAME,
-        # operators.bulk_upload: externalIds per request, SCIM payloads of a dry run, refused records
-        "upload-manifest.jsonl",
-        "sent-external-ids.parquet",
-        "upload-rejected.parquet",
-        "dry-run-requests.jsonl",
-        "upload-refused.jsonl",
+        # upload: externalIds per request, SCIM payloads of a dry run, refused records
+        upload_manifest.MANIFEST_NAME,
+        upload_manifest.EXTERNAL_IDS_NAME,
+        upload_manifest.REJECTED_NAME,
+        upload_run.DRY_RUN_REQUESTS_NAME,
+        upload_manifest.REFUSED_NAME,
         # sensors/triggers.provisioning_logs: the log entries (names, UPNs, attribute values) and outcomes
         "provisioning-log-entries.jsonl",
         "provisioning-log-entries.jsonl.state.json",
         "outcomes.parquet",
         # provisioning.report
-        "outcomes.csv",
-        "report.html",
+        report.CSV_NAME,
+        report.HTML_NAME,
     }
 )
 #: Files that mark a folder as a run folder of this provider.

@@ -255,25 +255,15 @@ def test_bad_arguments() -> None:
 
 
 def test_file_names_match_the_writers() -> None:
-    """The names spelled out in retention (its writers import Airflow) are the ones the writers use."""
-    from airflow_provider_entra.operators import bulk_upload
-    from airflow_provider_entra.provisioning import report
+    """The names spelled out in retention (the sensor and trigger import Airflow) are the ones they write."""
     from airflow_provider_entra.sensors import provisioning_logs
 
     written = {
-        bulk_upload.MANIFEST_NAME,
-        bulk_upload.EXTERNAL_IDS_NAME,
-        bulk_upload.REJECTED_NAME,
-        bulk_upload.DRY_RUN_REQUESTS_NAME,
-        bulk_upload.REFUSED_NAME,
         provisioning_logs.ENTRIES_NAME,
         f"{provisioning_logs.ENTRIES_NAME}.state.json",
         provisioning_logs.OUTCOMES_NAME,
-        report.CSV_NAME,
-        report.HTML_NAME,
     }
     assert written <= PERSONAL_DATA_NAMES
-    assert bulk_upload.DRY_RUN_SUMMARY_NAME in KEPT_NAMES
     assert not PERSONAL_DATA_NAMES & KEPT_NAMES
 
 
