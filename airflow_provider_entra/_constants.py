@@ -1,6 +1,6 @@
 """Protocol facts of Microsoft Entra API-driven inbound provisioning, as named constants.
 
-Each value is stated on the Microsoft page linked beside it (summarised in the team's ENTRA_FACTS.md).
+Each value is stated on the Microsoft page linked beside it (summarised in docs/entra-facts.md).
 This module imports nothing, so the pure layers (``scim/``, ``provisioning/``) can use it without Airflow.
 """
 
@@ -45,7 +45,7 @@ DEFAULT_RESET_SCOPE = "Watermark, Escrows, QuarantineState"
 INVALID_AUTHENTICATION_TOKEN = "InvalidAuthenticationToken"  # noqa: S105 - an error code
 RETRYABLE_STATUS_CODES = frozenset({429, 500, 502, 503, 504})
 
-# --- least-privileged application permissions (ENTRA_FACTS section 1) --------------------------------------
+# --- least-privileged application permissions (docs/entra-facts.md, permissions) ------------------------
 PERMISSION_UPLOAD = "SynchronizationData-User.Upload.OwnedBy"
 PERMISSION_LOGS = "AuditLog.Read.All"
 PERMISSION_JOB_READ = "Synchronization.Read.All"
