@@ -112,7 +112,7 @@ def stage_groups(ids: pd.Series, order: pd.DataFrame) -> tuple[list[np.ndarray],
     where = staged_ids[first].get_indexer(keys)
     missing = where < 0
     if missing.any():
-        named = ", ".join(map(str, keys[missing][:IDS_NAMED]))
+        named = ", ".join(map(str, keys[missing].head(IDS_NAMED)))
         raise PlanningError(
             f"the stage order has no row for {int(missing.sum())} record(s) ({named}"
             f"{' ...' if missing.sum() > IDS_NAMED else ''}): it was staged from another input"
@@ -123,7 +123,7 @@ def stage_groups(ids: pd.Series, order: pd.DataFrame) -> tuple[list[np.ndarray],
     rejected = pd.DataFrame(
         {
             "row": ids.index[aside],
-            "externalId": keys[aside],
+            "externalId": keys[aside].to_numpy(dtype=object),
             "stage": STAGE,
             "reason": [reason or "set aside by staging" for reason in reasons],
         },
@@ -135,9 +135,9 @@ def stage_groups(ids: pd.Series, order: pd.DataFrame) -> tuple[list[np.ndarray],
     return [kept[ranked[start:stop]] for start, stop in _bounds(starts, len(kept))], rejected
 
 
-def _texts(values: pd.Series) -> np.ndarray:
-    """Stripped texts as an object array (``None`` for missing), for hashing lookups."""
-    return values.astype("string").str.strip().to_numpy(dtype=object, na_value=None)
+def _texts(values: pd.Series) -> pd.Series:
+    """Stripped texts (a string Series: lookups stay in Arrow)."""
+    return values.astype("string").str.strip()
 
 
 def _bounds(starts: np.ndarray, total: int) -> list[tuple[int, int]]:

@@ -301,21 +301,25 @@ def plan_records(records: MappedRecords, options: PlanOptions) -> UploadPlan:
     :param options: prefix, request size, staging.
     """
     frame = records.frame
-    ids = frame["externalId"].astype(str)
     groups, stage_rejected, warnings = options.stages(frame, MANAGER_PATH)
     plan = UploadPlan(input_rows=records.input_rows, warnings=warnings)
-    plan.row_ids = pd.Series(frame.index, index=ids.to_numpy())
+    plan.row_ids = pd.Series(frame.index, index=frame["externalId"])
     plan.rejected = stack_rejected(records.rejected.assign(stage=MAPPING_STAGE), stage_rejected)
-    for stage, positions in enumerate(groups):
-        subset = records
-        if len(positions) != len(frame):  # positions ascend inside a stage: all of them is the whole frame
-            subset = dataclasses.replace(
-                records,
-                frame=frame.iloc[positions],
-                rejected=records.rejected.iloc[:0],
-                collapsed=records.collapsed.iloc[:0],
-                input_rows=len(positions),
-            )
+    positions = np.concatenate(groups) if groups else np.zeros(0, dtype=np.int64)
+    ordered = frame
+    if len(positions) != len(frame) or (positions != np.arange(len(frame))).any():
+        # One take into upload order (without the hash the builder does not read): each stage is a slice.
+        ordered = frame[[column for column in frame.columns if column != RECORD_HASH]].iloc[positions]
+    start = 0
+    for stage, group in enumerate(groups):
+        subset = dataclasses.replace(
+            records,
+            frame=ordered.iloc[start : start + len(group)],
+            rejected=records.rejected.iloc[:0],
+            collapsed=records.collapsed.iloc[:0],
+            input_rows=len(group),
+        )
+        start += len(group)
         built = build_bulk_requests(
             subset, max_operations=options.max_operations, bulk_id_prefix=options.bulk_id_prefix
         )
