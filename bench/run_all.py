@@ -4,11 +4,13 @@
 * verification: log API requests to reconcile 10,000 records (``bench_verify.py``);
 * planning: 1,000,000 HR rows with 1% churn through validate, normalise, map, delta and payload build
   (``bench_planning.py``);
-* payload builder: column-wise against ``iterrows()`` and scim2-models (``bench_payloads.py``).
+* payload builder: column-wise against ``iterrows()`` and scim2-models (``bench_payloads.py``);
+* request preparation: the upload operator's planning against the builder alone (``bench_prepare.py``).
 
-The first three run in their own process each (so one's memory does not count against another's peak);
-the payload benchmark runs in this one. Numbers go to ``bench/results.json``, and a Markdown copy with the
-date and the machine to ``bench/RESULTS.md``. Nothing is asserted: a missed target is shown as ``MISSED``.
+The first three and the last run in their own process each (so one's memory does not count against
+another's peak); the payload benchmark runs in this one. Numbers go to ``bench/results.json``, and a
+Markdown copy with the date and the machine to ``bench/RESULTS.md``. Nothing is asserted: a missed target
+is shown as ``MISSED``.
 
 Run ``python bench/run_all.py`` (a few minutes), or ``--quick`` for a smoke run on small sizes.
 """
@@ -30,8 +32,8 @@ sys.path.insert(0, str(BENCH))
 
 from _common import machine  # noqa: E402
 
-FULL = {"upload": 20_000, "verify": 10_000, "planning": 1_000_000, "payloads": 1_000_000}
-QUICK = {"upload": 4_000, "verify": 1_000, "planning": 50_000, "payloads": 50_000}
+FULL = {"upload": 20_000, "verify": 10_000, "planning": 1_000_000, "payloads": 1_000_000, "prepare": 500_000}
+QUICK = {"upload": 4_000, "verify": 1_000, "planning": 50_000, "payloads": 50_000, "prepare": 50_000}
 
 
 def _run_script(script: str, *args: str) -> dict[str, Any]:
@@ -128,6 +130,39 @@ def _rows(results: dict[str, Any]) -> list[tuple[str, str, str, str, bool]]:
     ]
     for name, ok in pay["targets_met"].items():
         rows.append((f"  payload target {name}", "", name, "", bool(ok)))
+    prep = results.get("prepare")
+    if prep:
+        target = f"<= {prep['target_ratio']:g}x builder"
+        rows += [
+            (
+                f"prepare {prep['records']:,} records ({prep['stages']} stages): builder alone",
+                f"{prep['builder_records_per_s']:,.0f} records/s",
+                "",
+                "1.00x",
+                True,
+            ),
+            (
+                "  upload planning, staged order given (bytes, fingerprints)",
+                f"{prep['planning_records_per_s']:,.0f} records/s",
+                target,
+                f"{prep['planning_ratio']:.2f}x",
+                prep["planning_ratio"] <= prep["target_ratio"] and prep["same_bytes_as_builder"],
+            ),
+            (
+                "  upload planning, ordering the stages itself",
+                f"{prep['records'] / prep['planning_computed_seconds']:,.0f} records/s",
+                "",
+                f"{prep['planning_computed_ratio']:.2f}x",
+                True,
+            ),
+            (
+                "  operator.plan() from the staged files (read, re-check, plan)",
+                f"{prep['operator_records_per_s']:,.0f} records/s",
+                target,
+                f"{prep['operator_ratio']:.2f}x",
+                prep["operator_ratio"] <= prep["target_ratio"],
+            ),
+        ]
     return rows
 
 
@@ -192,6 +227,8 @@ def main(quick: bool = False) -> dict[str, Any]:
     from bench_payloads import main as payloads
 
     results["payloads"] = payloads(sizes["payloads"], verbose=False)
+    print("request preparation ...", flush=True)
+    results["prepare"] = _run_script("bench_prepare.py", "--rows", str(sizes["prepare"]))
     results["total_seconds"] = time.perf_counter() - started
 
     print()
