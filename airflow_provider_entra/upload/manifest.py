@@ -21,7 +21,7 @@ object is rewritten whole in the same batches, so a process killed between two b
 requests of the unwritten lines again (a record sent twice is updated to the same values).
 
 No Airflow: files go through :mod:`airflow_provider_entra._fsio` (a local path, a URL, or a path object
-with ``fs`` such as an ``ObjectStoragePath``).
+with ``fs`` such as an ``ObjectStoragePath``), which also reads them back (``read_jsonl`` skips a torn line).
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ import numpy as np
 import pandas as pd
 
 from airflow_provider_entra._atomic import open_private_append
-from airflow_provider_entra.upload._files import exists, is_local, read_bytes, resolve, write_bytes_on
+from airflow_provider_entra._fsio import exists, fs_and_path, is_local, read_bytes, read_jsonl, write_bytes_on
 from airflow_provider_entra.upload.planning import PlannedRequest, UploadPlan
 
 __all__ = [
@@ -54,7 +54,6 @@ __all__ = [
     "acceptance",
     "accepted_line",
     "external_ids_frame",
-    "read_lines",
 ]
 
 log = logging.getLogger(__name__)
@@ -70,21 +69,6 @@ REJECTED_NAME = "upload-rejected.parquet"
 DEFAULT_SYNC_EVERY = 100
 #: ...and the longest time between them, in seconds.
 DEFAULT_SYNC_SECONDS = 5.0
-
-
-def read_lines(path: Any) -> list[dict[str, Any]]:
-    """The JSON lines of ``path`` (``[]`` when it does not exist); a torn line (a writer killed mid-line)
-    or a blank one is skipped."""
-    if not exists(path):
-        return []
-    lines = []
-    for number, text in enumerate(read_bytes(path).splitlines(), start=1):
-        try:
-            lines.append(json.loads(text))
-        except ValueError:
-            if text.strip():
-                log.warning("%s: skipping line %d, not valid JSON (a torn write?)", path, number)
-    return lines
 
 
 def _dump(record: Mapping[str, Any]) -> bytes:
@@ -112,7 +96,7 @@ class LineWriter:
         self.sync_every = max(1, sync_every)
         self.sync_seconds = sync_seconds
         self._clock = clock
-        self._fs, self._inner = resolve(path)
+        self._fs, self._inner = fs_and_path(path)
         self._local = is_local(self._fs)
         self._handle: IO[bytes] | None = None
         self._content: bytearray | None = None  # object store: the whole object as it will be written
@@ -220,10 +204,7 @@ class Earlier:
     @classmethod
     def read(cls, manifest_path: Any, refused_path: Any) -> Earlier:
         """Read the manifest and the refusals file (either may be missing)."""
-        return cls(
-            {line["fingerprint"]: line for line in read_lines(manifest_path) if line.get("fingerprint")},
-            {line["fingerprint"]: line for line in read_lines(refused_path) if line.get("fingerprint")},
-        )
+        return cls(_by_fingerprint(manifest_path), _by_fingerprint(refused_path))
 
     def counts(self, plan: UploadPlan) -> tuple[int, int, int]:
         """``(requests of the plan already accepted, parts of its requests already accepted, lines of other
@@ -237,6 +218,12 @@ class Earlier:
             if key not in wanted and line.get("part_of") not in wanted
         )
         return resumed, parts, stale
+
+
+def _by_fingerprint(path: Any) -> dict[str, dict[str, Any]]:
+    return {
+        line["fingerprint"]: line for line in read_jsonl(path, missing_ok=True) if line.get("fingerprint")
+    }
 
 
 def utc_time(text: str) -> datetime:

@@ -33,6 +33,7 @@ from airflow_provider_entra._constants import (
     ENTERPRISE_USER_SCHEMA,
     MAX_OPERATIONS_PER_REQUEST,
 )
+from airflow_provider_entra._fsio import fs_and_path, is_local
 from airflow_provider_entra.provisioning.stages import REJECTED_COLUMNS
 from airflow_provider_entra.scim import (
     MANAGER_PATH,
@@ -43,7 +44,6 @@ from airflow_provider_entra.scim import (
     parse_path,
 )
 from airflow_provider_entra.scim.records import RECORD_HASH, MappedRecords
-from airflow_provider_entra.upload._files import is_local, resolve
 from airflow_provider_entra.upload.errors import PlanningError
 from airflow_provider_entra.upload.fingerprint import encode, fingerprint
 from airflow_provider_entra.upload.order import empty_rejected, stage_groups, stage_order
@@ -194,7 +194,7 @@ def load_mapping(spec: Any) -> AttributeMapping:
             "mapping is text that looks like a dict (a template rendered as text): pass the dict itself, "
             "or render the DAG's templates as native objects"
         )
-    fs, inner = resolve(spec)
+    fs, inner = fs_and_path(spec)
     if is_local(fs):
         return AttributeMapping.from_file(inner)
     with tempfile.TemporaryDirectory() as folder:  # from_file reads local files: fetch the object first

@@ -17,15 +17,14 @@ No Airflow: ``out`` is any folder path that joins with ``/`` (a ``pathlib.Path``
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 from typing import Any
 
 import pandas as pd
 
+from airflow_provider_entra._fsio import write_bytes, write_frame
 from airflow_provider_entra.upload import manifest as files
-from airflow_provider_entra.upload._files import write_bytes
 from airflow_provider_entra.upload.planning import UploadPlan, stack_rejected
 from airflow_provider_entra.upload.progress import Log, Progress
 from airflow_provider_entra.upload.sending import (
@@ -167,11 +166,7 @@ class UploadRun:
         }
 
     def _write_frame(self, frame: pd.DataFrame, name: str) -> str:
-        path = self.out / name
-        buffer = io.BytesIO()
-        frame.to_parquet(buffer, index=False)
-        write_bytes(path, buffer.getvalue())
-        return str(path)
+        return str(write_frame(frame, self.out / name))
 
     def _write_rejected(self, rejected: pd.DataFrame, log_rows: bool = True) -> str:
         path = self._write_frame(rejected.astype({"row": "string"}), files.REJECTED_NAME)

@@ -10,6 +10,7 @@ from pathlib import Path
 import fsspec
 import pandas as pd
 
+from airflow_provider_entra._fsio import read_jsonl
 from airflow_provider_entra.upload import (
     Earlier,
     LineWriter,
@@ -18,7 +19,7 @@ from airflow_provider_entra.upload import (
     external_ids_frame,
     plan_records,
 )
-from airflow_provider_entra.upload.manifest import accepted_line, read_lines
+from airflow_provider_entra.upload.manifest import accepted_line
 
 
 class Clock:
@@ -38,18 +39,18 @@ def test_a_local_line_is_in_the_file_at_once_and_owner_only(tmp_path: Path):
         # Before any sync another process (a killed task's retry) already reads the line.
         assert path.read_bytes() == b'{"seq":0}\n'
         writer.append({"seq": 1, "external_ids": ["Zoë"]})
-        assert read_lines(path) == [{"seq": 0}, {"seq": 1, "external_ids": ["Zoë"]}]
+        assert read_jsonl(path) == [{"seq": 0}, {"seq": 1, "external_ids": ["Zoë"]}]
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
 
 
 def test_a_torn_last_line_is_skipped_and_the_next_line_starts_clean(tmp_path: Path):
     path = tmp_path / "upload-manifest.jsonl"
     path.write_bytes(b'{"seq":0}\n{"seq":1,"exter')  # a writer killed mid-line
-    assert read_lines(path) == [{"seq": 0}]
+    assert read_jsonl(path) == [{"seq": 0}]
     with LineWriter(path) as writer:
         writer.append({"seq": 1})
-    assert read_lines(path) == [{"seq": 0}, {"seq": 1}]
-    assert read_lines(tmp_path / "missing.jsonl") == []
+    assert read_jsonl(path) == [{"seq": 0}, {"seq": 1}]
+    assert read_jsonl(tmp_path / "missing.jsonl", missing_ok=True) == []
 
 
 def test_an_object_store_is_written_in_batches_not_once_per_line():
@@ -62,14 +63,14 @@ def test_an_object_store_is_written_in_batches_not_once_per_line():
     writer.append({"seq": 2})
     assert fs.cat(inner) == b'{"seq":0}'  # not rewritten for each line
     writer.append({"seq": 3})  # the third line: one rewrite with all three
-    assert [line["seq"] for line in read_lines(url)] == [0, 1, 2, 3]
+    assert [line["seq"] for line in read_jsonl(url)] == [0, 1, 2, 3]
     writer.append({"seq": 4})
     clock.now = 61  # or after sync_seconds
     writer.append({"seq": 5})
-    assert [line["seq"] for line in read_lines(url)] == [0, 1, 2, 3, 4, 5]
+    assert [line["seq"] for line in read_jsonl(url)] == [0, 1, 2, 3, 4, 5]
     writer.append({"seq": 6})
     writer.close()  # and when closed
-    assert [line["seq"] for line in read_lines(url)] == list(range(7))
+    assert [line["seq"] for line in read_jsonl(url)] == list(range(7))
 
 
 def test_earlier_tries_are_read_by_fingerprint(tmp_path: Path, records):

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from airflow_provider_entra._fsio import read_jsonl
 from airflow_provider_entra.upload import (
     Earlier,
     LineWriter,
@@ -20,7 +21,7 @@ from airflow_provider_entra.upload import (
     plan_payloads,
     send_plan,
 )
-from airflow_provider_entra.upload.manifest import MANIFEST_NAME, REFUSED_NAME, read_lines
+from airflow_provider_entra.upload.manifest import MANIFEST_NAME, REFUSED_NAME
 
 log = logging.getLogger("tests.upload")
 
@@ -96,13 +97,13 @@ def test_one_bad_record_is_found_by_halving_and_set_aside(tmp_path: Path, caplog
     summary = outcome.summary()
     assert summary["sent_records"] == 118 and summary["rejected_by_graph"] == 2
     assert summary["first_accepted"] == "2026-03-02T01:00:01+00:00" and summary["request_ids_total"] == 13
-    lines = read_lines(tmp_path / MANIFEST_NAME)
+    lines = read_jsonl(tmp_path / MANIFEST_NAME)
     assert sum(len(line["external_ids"]) for line in lines) == 118
     assert {line["part_of"] for line in lines if "part_of" in line} == {
         plan.requests[0].fingerprint,
         plan.requests[1].fingerprint,
     }
-    assert len(read_lines(tmp_path / REFUSED_NAME)) == graph.refused
+    assert len(read_jsonl(tmp_path / REFUSED_NAME)) == graph.refused
 
 
 def test_a_retry_sends_nothing_that_was_accepted_or_refused(tmp_path: Path):
@@ -136,6 +137,6 @@ def test_another_failure_names_the_request_and_keeps_what_was_accepted(tmp_path:
     ) as info:
         send(tmp_path, plan, Graph(down_after=1), outcome=outcome)
     assert isinstance(info.value.__cause__, ConnectionError) and info.value.request.seq == 1
-    assert len(outcome.sent) == 1 and len(read_lines(tmp_path / MANIFEST_NAME)) == 1
+    assert len(outcome.sent) == 1 and len(read_jsonl(tmp_path / MANIFEST_NAME)) == 1
     resumed = send(tmp_path, plan, Graph())
     assert len(resumed.resumed) == 1 and len(resumed.sent) == 2
