@@ -53,3 +53,8 @@ def test_only_the_modules_the_map_names_import_airflow():
         if path.relative_to(PACKAGE).parts[0] != "emulator" and imports_airflow(path)
     }
     assert importing == named
+
+
+def test_every_module_the_map_names_exists():
+    named = set(re.findall(r"`([\w/]+\.py)`", MAP))
+    assert named and not {rel for rel in named if not (PACKAGE / rel).is_file()}
