@@ -28,6 +28,8 @@ __all__ = [
     "ADMIN_SNAPSHOT_NAME",
     "DEFAULT_STAGING_FOLDER",
     "DELTA_NAME",
+    "ENTRIES_NAME",
+    "ENTRIES_STATE_NAME",
     "FIRST_RELEASE_SNAPSHOTS",
     "HELD_NAME",
     "HR_CURRENT_NAME",
@@ -37,12 +39,14 @@ __all__ = [
     "KNOWN_IDS_NAME",
     "MAPPED_NAME",
     "NORMALISED_NAME",
+    "OUTCOMES_NAME",
     "QUARANTINE_NAME",
     "RAW_NAME",
     "RUN_SUMMARY_NAME",
     "SELECTED_NAME",
     "SNAPSHOT_DIR_NAME",
     "SNAPSHOT_NAME",
+    "STARTED_NAME",
     "WARNINGS_NAME",
     "join",
     "first_release_snapshot",
@@ -65,6 +69,13 @@ KNOWN_IDS_NAME = "known-ids.parquet"
 ADMINS_NAME = "admins.parquet"
 SELECTED_NAME = "selected.parquet"
 RUN_SUMMARY_NAME = "run-summary.json"
+#: The verification's collected log entries (names, UPNs, attribute values) and the trigger's state beside it.
+ENTRIES_NAME = "provisioning-log-entries.jsonl"
+ENTRIES_STATE_NAME = f"{ENTRIES_NAME}.state.json"
+#: Per-record outcomes (Parquet), for the next tasks (ledger commit, resend).
+OUTCOMES_NAME = "outcomes.parquet"
+#: When the verification started (ISO 8601).
+STARTED_NAME = "verify-started-at.txt"
 
 # --- a DAG's snapshot folder --------------------------------------------------------------------------------
 SNAPSHOT_DIR_NAME = "snapshot"

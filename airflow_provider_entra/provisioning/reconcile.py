@@ -79,6 +79,7 @@ __all__ = [
     "reconcile",
     "reconcile_detailed",
     "records_to_resend",
+    "skip_details",
 ]
 
 #: ``provisioningStatusInfo.status`` values (provisioningResult), see
@@ -212,7 +213,7 @@ def _status_and_error(entry: Mapping[str, Any]) -> tuple[str | None, Mapping[str
     return (status.lower() if status else None), error
 
 
-def _reference_skip(entry: Mapping[str, Any]) -> tuple[bool, str | None, str | None]:
+def skip_details(entry: Mapping[str, Any]) -> tuple[bool, str | None, str | None]:
     """Whether a step skipped an unresolved reference, plus the skip reason and description of the first
     ``EntrySynchronizationSkip``-style step (used when a skipped entry has no ``errorInformation``)."""
     found = False
@@ -235,7 +236,7 @@ def _flatten_one(entry: Mapping[str, Any]) -> tuple[Any, ...]:
     target = entry.get("targetIdentity") or {}
     target_details = target.get("details") or {}
     status, error = _status_and_error(entry)
-    reference_skip, skip_reason, skip_text = _reference_skip(entry)
+    reference_skip, skip_reason, skip_text = skip_details(entry)
     error_code = _text(error.get("errorCode"))
     reason = _text(error.get("reason"))
     if error_code is None and reason is None and (reference_skip or status == STATUS_SKIPPED):

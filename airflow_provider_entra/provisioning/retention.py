@@ -85,9 +85,9 @@ PERSONAL_DATA_NAMES = frozenset(
         upload_run.DRY_RUN_REQUESTS_NAME,
         upload_manifest.REFUSED_NAME,
         # sensors/triggers.provisioning_logs: the log entries (names, UPNs, attribute values) and outcomes
-        "provisioning-log-entries.jsonl",
-        "provisioning-log-entries.jsonl.state.json",
-        "outcomes.parquet",
+        paths.ENTRIES_NAME,
+        paths.ENTRIES_STATE_NAME,
+        paths.OUTCOMES_NAME,
         # provisioning.report
         report.CSV_NAME,
         report.HTML_NAME,

@@ -48,6 +48,7 @@ from airflow.providers.common.compat.sdk import (
 from airflow_provider_entra._time import utc
 from airflow_provider_entra.hooks.entra import EntraHook
 from airflow_provider_entra.links import EntraProvisioningLogsLink
+from airflow_provider_entra.provisioning.paths import ENTRIES_NAME, OUTCOMES_NAME, STARTED_NAME
 from airflow_provider_entra.provisioning.reconcile import (
     DEFAULT_TOLERANCE_SECONDS,
     STATUS_FAILURE,
@@ -79,14 +80,8 @@ if TYPE_CHECKING:
 
 __all__ = ["ENTRIES_NAME", "OUTCOMES_NAME", "EntraProvisioningLogSensor"]
 
-#: Collected log entries (JSON Lines) in the report folder.
-ENTRIES_NAME = "provisioning-log-entries.jsonl"
-#: Per-record outcomes (Parquet) in the report folder, for the next tasks (snapshot commit, resend).
-OUTCOMES_NAME = "outcomes.parquet"
 #: Failed records named in the task's failure message; the report lists all.
 MAX_NAMED_FAILURES = 10
-#: When the verification started (ISO 8601), in the report folder.
-STARTED_NAME = "verify-started-at.txt"
 #: XCom key the result is also pushed under when the task fails on the thresholds.
 VERIFICATION_XCOM_KEY = "verification"
 

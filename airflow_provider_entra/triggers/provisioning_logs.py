@@ -50,8 +50,8 @@ from airflow_provider_entra.exceptions import EntraAuthError, EntraError
 from airflow_provider_entra.hooks.entra import EntraHook
 from airflow_provider_entra.provisioning.reconcile import (
     DEFAULT_TOLERANCE_SECONDS,
-    UNRESOLVED_REFERENCE,
     acceptance_times,
+    skip_details,
 )
 from airflow_provider_entra.staging import append_jsonl, read_frame, read_jsonl, to_path, write_bytes
 
@@ -150,14 +150,6 @@ class PollResult:
     pending_references: int
     new_entries: int
     log_requests: int
-
-
-def _reference_skip(entry: Mapping[str, Any]) -> bool:
-    for step in entry.get("provisioningSteps") or ():
-        details = step.get("details") if isinstance(step, Mapping) else None
-        if isinstance(details, Mapping) and details.get("SkipReason") == UNRESOLVED_REFERENCE:
-            return True
-    return False
 
 
 def _rank_key(entry: Mapping[str, Any]) -> tuple[datetime, int, str] | None:
@@ -270,7 +262,7 @@ class ProvisioningLogCollector:
             self.watermark = stamp
         current = self._latest.get(external_id)
         if current is None or rank > current[0]:
-            self._latest[external_id] = (rank, _reference_skip(entry))
+            self._latest[external_id] = (rank, skip_details(entry)[0])
         return True
 
     # --- progress -----------------------------------------------------------------------------------------
