@@ -121,7 +121,7 @@ REQUIRED_EXTRAS = {
     "api_version",
 }
 JOB_ID = re.compile(r"^API2AAD\.(?P<tenant>[0-9a-f]{32})\.(?P<guid>[0-9a-fA-F-]{32,36})$")
-# Application permissions (docs/entra-facts.md, permissions) the emulator's demo apps need for the example DAGs.
+# Application permissions (docs/entra-facts.md) the emulator's demo apps need for the example DAGs.
 UPLOAD_ROLES = {"SynchronizationData-User.Upload", "SynchronizationData-User.Upload.OwnedBy"}
 LOG_ROLES = {"AuditLog.Read.All", "ProvisioningLog.Read.All"}
 JOB_CONTROL_ROLES = {"Synchronization.ReadWrite.All", "Application.ReadWrite.OwnedBy"}
