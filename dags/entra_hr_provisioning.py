@@ -203,7 +203,7 @@ def entra_hr_provisioning() -> None:
         input_path=planned["delta_path"],
         mapping="{{ params.mapping_path }}",
         input_kind="mapped",
-        known_manager_ids_path=staged["known_ids_path"],
+        stage_order_path=staged["stage_order_path"],  # the order the stages task staged
         output_dir=extracted["run_dir"],
         build_only_param="dry_run",
         retries=2,  # a retry resumes after the requests its manifest records as accepted

@@ -81,7 +81,7 @@ def entra_on_demand() -> None:
             **chosen,
             "run_dir": run["run_dir"],
             "ledger": run["ledger"],
-            "known_ids_path": staged["known_ids_path"],
+            "stage_order_path": staged["stage_order_path"],
         }
 
     @task
@@ -118,7 +118,7 @@ def entra_on_demand() -> None:
         input_path=selected["selected_path"],
         mapping="{{ params.mapping_path }}",
         input_kind="mapped",
-        known_manager_ids_path=selected["known_ids_path"],
+        stage_order_path=selected["stage_order_path"],
         output_dir=selected["run_dir"],
         build_only_param="dry_run",
     )

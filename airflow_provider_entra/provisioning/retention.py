@@ -43,6 +43,7 @@ from airflow_provider_entra._time import utc
 from airflow_provider_entra.provisioning import paths, report
 from airflow_provider_entra.provisioning.ledger import LEDGER_DIR_NAME
 from airflow_provider_entra.upload import manifest as upload_manifest
+from airflow_provider_entra.upload import order as upload_order
 from airflow_provider_entra.upload import run as upload_run
 
 __all__ = [
@@ -76,6 +77,7 @@ PERSONAL_DATA_NAMES = frozenset(
         paths.HELD_NAME,
         paths.DELTA_NAME,
         paths.KNOWN_IDS_NAME,
+        upload_order.STAGE_ORDER_NAME,
         paths.ADMINS_NAME,
         paths.SELECTED_NAME,
         # upload: externalIds per request, SCIM payloads of a dry run, refused records

@@ -29,7 +29,8 @@ from airflow_provider_entra.provisioning.normalise import CSV2SCIM_COLUMNS, HrSc
 from airflow_provider_entra.provisioning.paths import DELTA_NAME, KNOWN_IDS_NAME
 from airflow_provider_entra.provisioning.plan import plan_delta
 from airflow_provider_entra.provisioning.snapshot import active_count
-from airflow_provider_entra.provisioning.stages import SCIM_MANAGER_COLUMN, plan_stages
+from airflow_provider_entra.provisioning.stages import SCIM_MANAGER_COLUMN
+from airflow_provider_entra.upload.order import STAGE_ORDER_NAME, stage_order
 
 __all__ = [
     "MAX_LISTED_IDS",
@@ -216,35 +217,40 @@ def stuck_not_sent(planned: Mapping[str, Any]) -> int:
 
 
 def stages(delta_path: Any, ledger: Any, out_dir: Any) -> dict[str, Any]:
-    """Order the delta managers-first; stage the ids this job already holds (their references resolve).
-
-    The upload operator builds its requests stage by stage from the same inputs; this step makes the order
-    visible (and a cycle in the management chain fails nobody silently).
+    """Order the delta managers-first, once: the upload reads this staged order (``stage_order_path``) and
+    builds its requests stage by stage; the ids this job already holds are staged too (their references
+    resolve). A cycle in the management chain fails nobody silently: it is named here and set aside.
 
     :param delta_path: ``delta.parquet`` from :func:`plan`.
     :param ledger: the job's ledger folder.
     :param out_dir: the run folder.
-    :return: ``{"stage_sizes", "records", "cycles", "branch_warnings", "known_ids_path"}``.
+    :return: ``{"stage_sizes", "records", "cycles", "branch_warnings", "stage_order_path",
+        "known_ids_path"}``.
     """
     delta = read_frame(delta_path)
     state = _ledger.read_ledger(ledger).state
     known = pd.DataFrame({"externalId": state["externalId"].astype(str)})
     known_path = _write_parquet(known, join(out_dir, KNOWN_IDS_NAME))
-    staged = plan_stages(
+    staged = stage_order(
         delta, id_column="externalId", manager_column=SCIM_MANAGER_COLUMN, known_ids=known["externalId"]
     )
+    order = staged.order
+    order_path = _write_parquet(order, join(out_dir, STAGE_ORDER_NAME))
+    aside = order[order["reason"].notna()]
     cycles = [
-        {"externalId": str(r.externalId), "reason": str(r.reason)}
-        for r in staged.rejected.itertuples(index=False)
+        {"externalId": str(ext), "reason": str(reason)}
+        for ext, reason in zip(aside["externalId"], aside["reason"], strict=True)
     ]
-    log.info("%d record(s) in managers-first stages %s", len(delta), staged.stage_sizes())
+    stage_sizes = [int(size) for size in order["stage"].dropna().value_counts().sort_index()]
+    log.info("%d record(s) in managers-first stages %s", len(delta), stage_sizes)
     for cycle in cycles:
         log.warning("Not sent: %s: %s", cycle["externalId"], cycle["reason"])
     return {
-        "stage_sizes": staged.stage_sizes(),
+        "stage_sizes": stage_sizes,
         "records": len(delta),
         "cycles": cycles,
         "branch_warnings": len(staged.warnings),
+        "stage_order_path": order_path,
         "known_ids_path": known_path,
     }
 
