@@ -577,6 +577,7 @@ class EntraHook(BaseHook):
             "error_code": code,
             "request_id": request_id,
             "retry_after": retry_after,
+            "graph_message": self._redact(message) if message else None,
         }
         if status == 401:
             if code == INVALID_AUTHENTICATION_TOKEN or code is None:
@@ -665,27 +666,15 @@ class EntraHook(BaseHook):
         url = self._url(
             BULK_UPLOAD_PATH.format(service_principal_id=self.service_principal_id, job_id=self.job_id)
         )
-        answers: list[requests.Response] = []
-
-        def keep(response: requests.Response, *args: Any, **kwargs: Any) -> None:
-            answers.append(response)
-
         submitted_at = datetime.now(timezone.utc)
-        try:
-            response = self._request(
-                "POST",
-                url,
-                _OP_UPLOAD,
-                upload=True,
-                headers={"Content-Type": SCIM_CONTENT_TYPE},
-                data=bytes(body),
-                hooks={"response": [keep]},
-            )
-        except EntraError as exc:
-            # Until _api_error passes Graph's message to every error, attach it from the answer kept here.
-            if answers and exc.graph_message is None and exc.status_code == answers[-1].status_code:
-                exc.graph_message = _graph_error(answers[-1])[1]
-            raise
+        response = self._request(
+            "POST",
+            url,
+            _OP_UPLOAD,
+            upload=True,
+            headers={"Content-Type": SCIM_CONTENT_TYPE},
+            data=bytes(body),
+        )
         return self._upload_receipt(response, submitted_at, operations)
 
     def _upload_receipt(
