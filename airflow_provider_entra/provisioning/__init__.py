@@ -3,7 +3,7 @@
 No Airflow and no network here: each function takes and returns DataFrames (or small values), so every step
 is tested directly, on Microsoft's own sample files too. The Airflow tasks of the example DAGs are thin
 wrappers over :mod:`~airflow_provider_entra.provisioning.pipeline`, which chains these steps over staged
-files.
+files. ``docs/package-map.md`` maps every module of the package to its step.
 
 =======================  ====================================================================================
 module                   what it does
@@ -21,7 +21,14 @@ module                   what it does
 ``retention``            delete personal data of old run folders, keep counts and the ledger
 ``reconcile``            each record's final outcome from the provisioning logs
 ``report``               per-run ``outcomes.csv`` and ``report.html``
-``pipeline``             the steps above over staged files (what the example DAGs run)
+``verdict``              the one failure-threshold rule (``max_failures``, ``max_failure_percent``)
+``inputs``               a run's inputs checked against its Params
+``paths``                a run folder's layout and file names, the HR snapshot Asset
+``feed``                 the ``extract`` and ``transform`` steps over staged files
+``sync``                 the ``plan``, ``stages`` and ``commit`` steps against the ledger
+``summary``              a run's report, ``run-summary.json``, the log review
+``on_demand``            choose employees to provision now
+``pipeline``             the steps above in one namespace (what the example DAGs run)
 =======================  ====================================================================================
 """
 
