@@ -615,32 +615,8 @@ class EntraHook(BaseHook):
         :raises EntraQuotaExhaustedError: before sending when the daily call budget is spent.
         """
         operations = _check_bulk_request(payload)
-        url = self._url(
-            BULK_UPLOAD_PATH.format(service_principal_id=self.service_principal_id, job_id=self.job_id)
-        )
         body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-        submitted_at = datetime.now(timezone.utc)
-        response = self._request(
-            "POST", url, _OP_UPLOAD, upload=True, headers={"Content-Type": SCIM_CONTENT_TYPE}, data=body
-        )
-        receipt = BulkUploadReceipt(
-            status_code=response.status_code,
-            request_id=response.headers.get("request-id"),
-            client_request_id=response.headers.get("client-request-id")
-            or str(response.request.headers.get("client-request-id") or "")
-            or None,
-            location=response.headers.get("Location"),
-            submitted_at=submitted_at,
-            operation_count=operations,
-            accepted_at=_http_date(response.headers.get("Date")),
-        )
-        self.log.debug(
-            "bulkUpload accepted: %d operations, HTTP %d, request-id %s",
-            operations,
-            receipt.status_code,
-            receipt.request_id,
-        )
-        return receipt
+        return self.bulk_upload_bytes(body, operations=operations)
 
     def bulk_upload_bytes(self, body: bytes, *, operations: int) -> BulkUploadReceipt:
         """POST one SCIM BulkRequest already encoded, as it is: the bytes
