@@ -38,7 +38,6 @@ JOB_ACTIVE = "Active"
 JOB_PAUSED = "Paused"
 JOB_QUARANTINE = "Quarantine"
 # synchronizationTaskExecution.state
-EXECUTION_SUCCEEDED = "Succeeded"
 EXECUTION_FAILED = "Failed"
 EXECUTION_ENTRY_LEVEL_ERRORS = "EntryLevelErrors"
 # Quarantine reasons with a specific remedy.

@@ -32,7 +32,7 @@ import os
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
@@ -42,6 +42,7 @@ import pandas as pd
 
 from airflow_provider_entra._atomic import open_private_append
 from airflow_provider_entra._fsio import exists, fs_and_path, is_local, read_bytes, read_jsonl, write_bytes_on
+from airflow_provider_entra._time import utc
 from airflow_provider_entra.upload.planning import PlannedRequest, UploadPlan
 
 __all__ = [
@@ -226,12 +227,6 @@ def _by_fingerprint(path: Any) -> dict[str, dict[str, Any]]:
     }
 
 
-def utc_time(text: str) -> datetime:
-    """An ISO 8601 text as an aware UTC datetime (naive means UTC)."""
-    stamp = datetime.fromisoformat(text)
-    return stamp.replace(tzinfo=timezone.utc) if stamp.tzinfo is None else stamp.astimezone(timezone.utc)
-
-
 def acceptance(lines: Iterable[Mapping[str, Any]]) -> dict[str, str]:
     """externalId -> the earliest ``accepted_at`` among the manifest lines carrying it (ISO 8601 text)."""
     earliest: dict[str, tuple[datetime, str]] = {}
@@ -239,7 +234,7 @@ def acceptance(lines: Iterable[Mapping[str, Any]]) -> dict[str, str]:
         accepted = line.get("accepted_at")
         if not accepted:
             continue
-        stamp = utc_time(accepted)
+        stamp = utc(accepted)
         for ext in line.get("external_ids") or ():
             key = str(ext)
             if key not in earliest or stamp < earliest[key][0]:

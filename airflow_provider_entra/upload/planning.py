@@ -43,6 +43,7 @@ from airflow_provider_entra.scim import (
     map_records,
     parse_path,
 )
+from airflow_provider_entra.scim._constants import EXTENSION_SCHEMA_PREFIX
 from airflow_provider_entra.scim.records import RECORD_HASH, MappedRecords
 from airflow_provider_entra.upload.errors import PlanningError
 from airflow_provider_entra.upload.fingerprint import encode, fingerprint
@@ -64,9 +65,6 @@ __all__ = [
 ]
 
 InputKind = Literal["auto", "hr", "mapped"]
-#: Prefix of SCIM extension namespaces (RFC 7643 section 3.3): keys of a User record that start with it are
-#: extension attribute blocks.
-EXTENSION_SCHEMA_PREFIX = "urn:ietf:params:scim:schemas:extension:"
 #: ``stage`` of the records set aside by the mapping, and of payload records without an externalId.
 MAPPING_STAGE = "mapping"
 PAYLOADS_STAGE = "payloads"

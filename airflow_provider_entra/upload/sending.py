@@ -17,8 +17,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from airflow_provider_entra._time import utc
 from airflow_provider_entra.upload.errors import Refused, RequestFailed, TooManyRejected
-from airflow_provider_entra.upload.manifest import REJECTED_NAME, Earlier, LineWriter, accepted_line, utc_time
+from airflow_provider_entra.upload.manifest import REJECTED_NAME, Earlier, LineWriter, accepted_line
 from airflow_provider_entra.upload.planning import PlannedRequest, UploadPlan
 from airflow_provider_entra.upload.progress import Log, Progress
 from airflow_provider_entra.upload.splitting import halves
@@ -95,8 +96,8 @@ class Outcome:
             "request_ids_total": len(accepted),
             "first_submit": min(submitted) if submitted else None,
             "last_submit": max(submitted) if submitted else None,
-            "first_accepted": min(times, key=utc_time) if times else None,
-            "last_accepted": max(times, key=utc_time) if times else None,
+            "first_accepted": min(times, key=utc) if times else None,
+            "last_accepted": max(times, key=utc) if times else None,
         }
 
 
