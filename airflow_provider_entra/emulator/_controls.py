@@ -53,6 +53,7 @@ def add_control_routes(api: FastAPI, emulator: Emulator, *, base_url: str, info:
                 "users": len(emulator.directory.users),
                 "log_entries": emulator.store.count_logs(),
                 "daily_calls_used": emulator.limits.daily_used(),
+                "peak_calls": s.peak_calls(),
                 "since": iso(s.started),
             }
 
