@@ -7,6 +7,7 @@ The controls need no authentication: the emulator is a loopback developer tool.
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any
 
@@ -52,7 +53,7 @@ def add_control_routes(api: FastAPI, emulator: Emulator, *, base_url: str, info:
                 "tokens_issued": dict(s.tokens_issued),
                 "users": len(emulator.directory.users),
                 "log_entries": emulator.store.count_logs(),
-                "daily_calls_used": emulator.limits.daily_used(),
+                "daily_calls_used": emulator.daily_used(),
                 "peak_calls": s.peak_calls(),
                 "since": iso(s.started),
             }
@@ -80,6 +81,19 @@ def add_control_routes(api: FastAPI, emulator: Emulator, *, base_url: str, info:
             return JSONResponse(emulator.configure(changes))
         except (ValueError, TypeError) as exc:
             return JSONResponse({"error": str(exc)}, status_code=400)
+
+    @api.post("/_emulator/new-day")
+    async def new_day(request: Request) -> JSONResponse:
+        raw = await request.body()
+        try:
+            body = json.loads(raw) if raw.strip() else {}
+            hours = float(body.get("hours", 24)) if isinstance(body, dict) else None
+        except (ValueError, TypeError):
+            hours = None
+        if hours is None or not 0 < hours <= 24:
+            return JSONResponse({"error": 'the body must be {} or {"hours": 0 < h <= 24}'}, status_code=400)
+        used = emulator.new_day(hours)
+        return JSONResponse({"daily_calls_used": used, "daily_quota": emulator.config.daily_quota})
 
     @api.post("/_emulator/reset")
     def reset() -> dict[str, Any]:

@@ -121,7 +121,18 @@ class Emulator:
 
     def daily_exhausted(self) -> bool:
         with self.lock:
-            return self.limits.daily_used() >= self.config.daily_quota
+            return self.limits.daily_used(time.time()) >= self.config.daily_quota
+
+    def daily_used(self) -> int:
+        """bulkUpload calls counted against the daily quota (the last 24 hours)."""
+        with self.lock:
+            return self.limits.daily_used(time.time())
+
+    def new_day(self, hours: float) -> int:
+        """Move the daily quota window ``hours`` on (:meth:`Limits.advance_daily_window`); return the
+        calls still counted."""
+        with self.lock:
+            return self.limits.advance_daily_window(hours * 3600, time.time())
 
     def take_log_call(self, client_id: str) -> float:
         """Count a provisioning-logs call for an app; return Retry-After seconds or 0."""

@@ -65,8 +65,7 @@ class Limits:
     def take_upload_call(self, config: Config, now: float) -> float:
         """Count a bulkUpload call against the burst and daily limits; return Retry-After seconds or 0."""
         self._upload_window = _window(self._upload_window, config.rate_limit)
-        while self._daily and self._daily[0] <= now - DAILY_WINDOW_SECONDS:
-            self._daily.popleft()
+        self._prune_daily(now)
         if len(self._daily) >= config.daily_quota:
             return max(1.0, self._daily[0] + DAILY_WINDOW_SECONDS - now)
         wait = self._upload_window.acquire(now)
@@ -75,9 +74,23 @@ class Limits:
         self._daily.append(now)
         return 0.0
 
-    def daily_used(self) -> int:
-        """bulkUpload calls counted in the last 24 hours."""
+    def daily_used(self, now: float) -> int:
+        """bulkUpload calls counted in the 24 hours before ``now``."""
+        self._prune_daily(now)
         return len(self._daily)
+
+    def advance_daily_window(self, seconds: float, now: float) -> int:
+        """Move the daily window ``seconds`` on: every call counted so far looks that much older (a test
+        starts the tenant's next day without waiting for it). The burst window and the clock are untouched.
+
+        :return: the calls still counted in the 24 hours before ``now``.
+        """
+        self._daily = deque(stamp - seconds for stamp in self._daily)
+        return self.daily_used(now)
+
+    def _prune_daily(self, now: float) -> None:
+        while self._daily and self._daily[0] <= now - DAILY_WINDOW_SECONDS:
+            self._daily.popleft()
 
     def take_log_call(self, config: Config, client_id: str, now: float) -> float:
         """Count a provisioning-logs call for an app; return Retry-After seconds or 0."""

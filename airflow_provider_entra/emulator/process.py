@@ -233,6 +233,14 @@ class EmulatorProcess:
         """Change runtime options (``POST /_emulator/config``); returns the resulting config."""
         return self.control("POST", "config", json=cfg)
 
+    def new_day(self, hours: float = 24) -> dict:
+        """Move the tenant's daily quota window ``hours`` on (``POST /_emulator/new-day``): the bulkUpload
+        calls counted so far look that much older, so the next day's quota is free without waiting a day.
+
+        :return: ``{"daily_calls_used", "daily_quota"}`` after the move.
+        """
+        return self.control("POST", "new-day", json={"hours": hours})
+
     def reset(self) -> None:
         """Clear directory, logs, uploads, stats, quotas and faults; restore start-up options; keep apps."""
         self.control("POST", "reset")

@@ -44,6 +44,24 @@ def test_daily_quota_answers_429_for_hours(graph: Graph) -> None:
     assert graph.emu.stats()["daily_calls_used"] == 2
 
 
+def test_a_new_day_frees_the_daily_quota(graph: Graph) -> None:
+    graph.emu.configure(daily_quota=2)
+    assert [graph.upload(bulk(user(str(i)))).status_code for i in range(2)] == [202, 202]
+    assert graph.emu.new_day(hours=12) == {"daily_calls_used": 2, "daily_quota": 2}  # half a day: still spent
+    assert graph.upload(bulk(user("3"))).status_code == 429
+    assert graph.emu.new_day() == {"daily_calls_used": 0, "daily_quota": 2}
+    assert [graph.upload(bulk(user(str(i)))).status_code for i in (4, 5, 6)] == [202, 202, 429]
+    stats = graph.emu.stats()
+    assert stats["daily_calls_used"] == 2
+    assert stats["uploads_accepted"] == 4  # a new day moves the window, not the counters
+
+
+def test_new_day_refuses_a_bad_body(emulator: EmulatorProcess) -> None:
+    for body in ({"hours": 0}, {"hours": 25}, {"hours": "soon"}):
+        with pytest.raises(EmulatorError, match="400"):
+            emulator.control("POST", "new-day", json=body)
+
+
 def test_fixed_retry_after_option(graph: Graph) -> None:
     graph.emu.configure(rate_limit="1/60", retry_after=7)
     graph.upload(bulk(user("1")))
