@@ -45,6 +45,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
 
 from airflow_provider_entra._fsio import read_bytes
 from airflow_provider_entra.provisioning._hr import HrSchemaError, describe_columns
@@ -72,6 +74,9 @@ _BINARY_SIGNATURES = (
 #: More NUL bytes than one in this many means the file is not 8-bit text.
 _MAX_NUL_SHARE = 100
 _ROW_RE = re.compile(r"starting at row (\d+)")
+#: UTF-8 is checked this many bytes at a time (the decoded text is not kept: Arrow reads the bytes).
+_CHECK_CHUNK = 1 << 24
+_FIRST_LINE_SPAN = 1 << 20
 
 
 class HrSourceError(HrSchemaError):
@@ -82,6 +87,16 @@ def _name(source: str | os.PathLike[str] | None) -> str:
     return f"HR export {os.fspath(source)}" if source is not None else "HR export"
 
 
+def _check_bytes(data: bytes, source: str | None) -> None:
+    """Refuse an empty file, a binary one, or one with NULs in its header line or all over it."""
+    name = _name(source)
+    if not data.strip(b" \t\r\n\x00") or data in (codecs.BOM_UTF8, codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
+        raise HrSourceError(f"{name} is empty ({len(data)} bytes): expected a header line and data rows")
+    for signature, what in _BINARY_SIGNATURES:
+        if data.startswith(signature):
+            raise HrSourceError(f"{name} is not a CSV file: it looks like {what}")
+
+
 def decode_hr_bytes(data: bytes, *, source: str | None = None) -> tuple[str, str, list[str]]:
     """Decode an export's bytes: UTF-8 (BOM or not), UTF-16 with a BOM, else cp1252 or latin-1.
 
@@ -90,12 +105,8 @@ def decode_hr_bytes(data: bytes, *, source: str | None = None) -> tuple[str, str
     :return: ``(text, encoding used, warnings)``.
     :raises HrSourceError: for an empty or binary file.
     """
+    _check_bytes(data, source)
     name = _name(source)
-    if not data.strip(b" \t\r\n\x00") or data in (codecs.BOM_UTF8, codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
-        raise HrSourceError(f"{name} is empty ({len(data)} bytes): expected a header line and data rows")
-    for signature, what in _BINARY_SIGNATURES:
-        if data.startswith(signature):
-            raise HrSourceError(f"{name} is not a CSV file: it looks like {what}")
     if data.startswith(codecs.BOM_UTF8):
         return data[len(codecs.BOM_UTF8) :].decode("utf-8", errors="strict"), "utf-8-sig", []
     if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
@@ -141,10 +152,56 @@ def _delimiter(header: str) -> str:
 
 
 def _first_line(text: str) -> str:
-    for line in text.splitlines():
-        if line.strip():
+    """The first line that is not blank (looked for in the first MiB first: a header is short)."""
+    head = text[:_FIRST_LINE_SPAN]
+    lines = head.splitlines()
+    for number, line in enumerate(lines):
+        if line.strip() and (number < len(lines) - 1 or len(head) == len(text)):
             return line
-    return ""
+    if len(head) == len(text):
+        return ""
+    return next((line for line in text.splitlines() if line.strip()), "")
+
+
+def _utf8_body(data: bytes) -> tuple[memoryview, str] | None:
+    """The bytes after a UTF-8 BOM and the encoding's name, when the whole file is UTF-8 without NUL bytes
+    (checked a chunk at a time: no text copy of the file is made); ``None`` for anything else, which
+    :func:`decode_hr_bytes` reads and explains."""
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) or b"\x00" in data:
+        return None
+    bom = data.startswith(codecs.BOM_UTF8)
+    body = memoryview(data)[len(codecs.BOM_UTF8) if bom else 0 :]
+    decoder = codecs.getincrementaldecoder("utf-8")("strict")
+    try:
+        for start in range(0, len(body), _CHECK_CHUNK):
+            decoder.decode(body[start : start + _CHECK_CHUNK])
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return None
+    return body, ("utf-8-sig" if bom else "utf-8")
+
+
+def _read_arrow(body: memoryview, delimiter: str, names: list[str]) -> pd.DataFrame | None:
+    """Every row as text with Arrow's CSV reader (Arrow-backed columns, no Python string per value); ``None``
+    when Arrow refuses the table (a ragged row, an unclosed quote...): pandas then reads it and says why."""
+    try:
+        table = pacsv.read_csv(
+            pa.BufferReader(pa.py_buffer(body)),
+            read_options=pacsv.ReadOptions(autogenerate_column_names=True),
+            parse_options=pacsv.ParseOptions(
+                delimiter=delimiter, newlines_in_values=True, ignore_empty_lines=True
+            ),
+            convert_options=pacsv.ConvertOptions(
+                column_types={f"f{i}": pa.large_string() for i in range(len(names))},
+                strings_can_be_null=False,
+                quoted_strings_can_be_null=False,
+            ),
+        )
+    except pa.ArrowException:
+        return None
+    if table.num_columns != len(names):
+        return None
+    return table.slice(1).rename_columns(names).to_pandas()
 
 
 def _parse_error(exc: Exception, name: str, delimiter: str, columns: int) -> HrSourceError:
@@ -166,6 +223,28 @@ def _parse_error(exc: Exception, name: str, delimiter: str, columns: int) -> HrS
     return HrSourceError(f"{name} cannot be read as {shown}-separated CSV with {columns} columns: {message}")
 
 
+def _read_pandas(text: str, name: str, delimiter: str, names: list[str]) -> pd.DataFrame:
+    """Every row as text with pandas' parser, whose errors :func:`_parse_error` explains."""
+    try:
+        # header=None: the header line is parsed as row 0, so the parser takes its field count from it and
+        # refuses any longer row (with a header, pandas would quietly turn extra fields into an index).
+        table = pd.read_csv(
+            io.StringIO(text),
+            sep=delimiter,
+            header=None,
+            dtype=str,
+            keep_default_na=False,
+            na_filter=False,
+            skip_blank_lines=True,
+            engine="c",
+        )
+    except (pd.errors.ParserError, csv.Error, ValueError) as exc:
+        raise _parse_error(exc, name, delimiter, len(names)) from None
+    frame = table.iloc[1:].reset_index(drop=True)
+    frame.columns = pd.Index(names)
+    return frame.fillna("")
+
+
 def read_hr_csv_bytes(data: bytes, *, source: str | None = None, allow_empty: bool = False) -> pd.DataFrame:
     """:func:`read_hr_csv` for bytes already in memory (from an object store, an API, a test).
 
@@ -174,8 +253,18 @@ def read_hr_csv_bytes(data: bytes, *, source: str | None = None, allow_empty: bo
     :param allow_empty: accept a header without data rows (an empty frame) instead of raising.
     """
     name = _name(source)
-    text, encoding, warnings = decode_hr_bytes(data, source=source)
-    header_line = _first_line(text)
+    _check_bytes(data, source)
+    utf8 = _utf8_body(data)
+    body: memoryview | None = None
+    text: str | None = None
+    if utf8 is not None:
+        body, encoding = utf8
+        warnings: list[str] = []
+        head = bytes(body[:_FIRST_LINE_SPAN]).decode("utf-8", errors="ignore")
+        header_line = _first_line(head)
+    else:
+        text, encoding, warnings = decode_hr_bytes(data, source=source)
+        header_line = _first_line(text)
     delimiter = _delimiter(header_line)
     try:
         header = next(csv.reader([header_line], delimiter=delimiter))
@@ -194,28 +283,14 @@ def read_hr_csv_bytes(data: bytes, *, source: str | None = None, allow_empty: bo
     repeated = sorted(h for h, n in Counter(stripped).items() if n > 1)
     if repeated:
         raise HrSourceError(f"{name} has duplicate column name(s): {', '.join(repeated)}")
-    try:
-        # header=None: the header line is parsed as row 0, so the parser takes its field count from it and
-        # refuses any longer row (with a header, pandas would quietly turn extra fields into an index).
-        table = pd.read_csv(
-            io.StringIO(text),
-            sep=delimiter,
-            header=None,
-            dtype=str,
-            keep_default_na=False,
-            na_filter=False,
-            skip_blank_lines=True,
-            engine="c",
-        )
-    except (pd.errors.ParserError, csv.Error, ValueError) as exc:
-        raise _parse_error(exc, name, delimiter, len(stripped)) from None
-    frame = table.iloc[1:].reset_index(drop=True)
-    frame.columns = pd.Index(stripped)
+    frame = _read_arrow(body, delimiter, stripped) if body is not None else None
+    if frame is None:
+        text = text if text is not None else bytes(body or b"").decode("utf-8")
+        frame = _read_pandas(text, name, delimiter, stripped)
     if frame.empty and not allow_empty:
         raise HrSourceError(
             f"{name} has a header but no data rows: refusing to treat it as 'nobody works here any more'"
         )
-    frame = frame.fillna("")
     for warning in warnings:
         log.warning("%s", warning)
     frame.attrs.update({"source": source, "encoding": encoding, "delimiter": delimiter, "warnings": warnings})
@@ -248,6 +323,9 @@ def as_text_frame(frame: pd.DataFrame) -> pd.DataFrame:
     out = {}
     for column in frame.columns:
         values = frame[column]
+        if isinstance(values.dtype, pd.StringDtype):  # text already (a CSV read by read_hr_csv): kept as is
+            out[str(column)] = (values.fillna("") if values.hasnans else values).astype(str)
+            continue
         if pd.api.types.is_datetime64_any_dtype(values.dtype):
             text = values.map(lambda v: v.isoformat(), na_action="ignore")
         elif pd.api.types.is_float_dtype(values.dtype):
