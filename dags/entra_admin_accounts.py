@@ -128,6 +128,7 @@ def entra_admin_accounts() -> None:
     decided = guard(derived, planned)
     upload = EntraBulkUploadOperator(
         task_id="upload",
+        pool="entra_api",  # one tenant, one budget: docs/deployment.md
         entra_conn_id=CONN_ID,
         input_path=planned["delta_path"],
         mapping="{{ params.mapping_path }}",
@@ -137,6 +138,7 @@ def entra_admin_accounts() -> None:
     )
     verify = EntraProvisioningLogSensor(
         task_id="verify",
+        pool="entra_api",  # one tenant, one budget: docs/deployment.md
         entra_conn_id=CONN_ID,
         upload_summary=upload.output,
         report_dir=derived["run_dir"],

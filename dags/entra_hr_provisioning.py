@@ -199,6 +199,7 @@ def entra_hr_provisioning() -> None:
     staged = stages(extracted, planned)
     upload = EntraBulkUploadOperator(
         task_id="upload",
+        pool="entra_api",  # one tenant, one budget: docs/deployment.md
         entra_conn_id=CONN_ID,
         input_path=planned["delta_path"],
         mapping="{{ params.mapping_path }}",
@@ -211,6 +212,7 @@ def entra_hr_provisioning() -> None:
     )
     verify = EntraProvisioningLogSensor(
         task_id="verify",
+        pool="entra_api",  # one tenant, one budget: docs/deployment.md
         entra_conn_id=CONN_ID,
         upload_summary=upload.output,
         report_dir=extracted["run_dir"],

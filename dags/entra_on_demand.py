@@ -114,6 +114,7 @@ def entra_on_demand() -> None:
     selected = select()
     upload = EntraBulkUploadOperator(
         task_id="upload",
+        pool="entra_api",  # one tenant, one budget: docs/deployment.md
         entra_conn_id=CONN_ID,
         input_path=selected["selected_path"],
         mapping="{{ params.mapping_path }}",
@@ -124,6 +125,7 @@ def entra_on_demand() -> None:
     )
     verify = EntraProvisioningLogSensor(
         task_id="verify",
+        pool="entra_api",  # one tenant, one budget: docs/deployment.md
         entra_conn_id=CONN_ID,
         upload_summary=upload.output,
         report_dir=selected["run_dir"],

@@ -47,6 +47,7 @@ def entra_quickstart() -> None:
     prepared = prepare()
     upload = EntraBulkUploadOperator(
         task_id="upload",
+        pool="entra_api",  # one tenant, one budget: docs/deployment.md
         input_path=prepared["mapped_path"],
         input_kind="mapped",
         mapping="{{ params.mapping_path }}",
@@ -55,6 +56,7 @@ def entra_quickstart() -> None:
     )
     verify = EntraProvisioningLogSensor(
         task_id="verify",
+        pool="entra_api",  # one tenant, one budget: docs/deployment.md
         upload_summary=upload.output,
         report_dir=prepared["run_dir"],
         deferrable=True,  # the wait is in the triggerer, not a worker slot
