@@ -327,6 +327,15 @@ def test_airflow_init_migrates_and_creates_the_login(services: dict[str, Any]) -
         assert step in script
 
 
+def test_airflow_init_creates_the_pool_the_example_dags_use_once(services: dict[str, Any]) -> None:
+    script = services["airflow-init"]["command"][1]
+    create = script.index("/entrypoint airflow pools set entra_api 1 ")
+    assert script.index("/entrypoint airflow pools get entra_api") < create  # a resized pool is kept
+    assert script.index("/entrypoint airflow version") < create  # the database is migrated by then
+    for dag in ("entra_hr_provisioning", "entra_admin_accounts", "entra_on_demand", "entra_quickstart"):
+        assert (REPO / "dags" / f"{dag}.py").read_text().count('pool="entra_api"') == 2, dag
+
+
 # --- the emulator, wired in ---------------------------------------------------------------------------------
 
 
@@ -513,6 +522,8 @@ def test_staging_volume_is_shared_by_every_airflow_service(
 ) -> None:
     staging = compose["x-airflow-common"]["environment"]["AIRFLOW_VAR_ENTRA_STAGING_PATH"]
     assert urlsplit(staging).scheme == "file"
+    # A local path with the CeleryExecutor: preflight accepts it only declared shared (it is: one volume).
+    assert compose["x-airflow-common"]["environment"]["AIRFLOW_VAR_ENTRA_STAGING_SHARED"] == "true"
     assert urlsplit(staging).path == STAGING_MOUNT
     for name in AIRFLOW_SERVICES:
         assert mounts(services[name])[STAGING_MOUNT] == (STAGING_VOLUME, "rw"), name
