@@ -137,6 +137,17 @@ class AirflowStack:
                 raise self.error(f"`airflow db migrate` did not finish within {MIGRATE_TIMEOUT} s") from exc
         if result.returncode != 0:
             raise self.error(f"`airflow db migrate` exited with code {result.returncode}")
+        # The example DAGs' Graph-calling tasks run in this pool; the scheduler queues nothing without it.
+        with open(migrate_log, "ab") as out:
+            pool = subprocess.run(
+                [self.airflow, "pools", "set", "entra_api", "1", "One Entra tenant's Graph budget"],
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                timeout=MIGRATE_TIMEOUT,
+            )
+        if pool.returncode != 0:
+            raise self.error(f"`airflow pools set entra_api` exited with code {pool.returncode}")
         for name in COMPONENTS:
             args = [self.airflow, name] + (["--port", str(self.port)] if name == "api-server" else [])
             log_path = self.home / f"{name}.log"
