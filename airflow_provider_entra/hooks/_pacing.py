@@ -1,12 +1,13 @@
-"""Client-side pacing: a sliding-window limiter and a rolling daily call budget, shared within a process.
+"""Client-side pacing: a sliding-window limiter, shared within a process.
 
-Microsoft answers 429 past 40 bulkUpload calls in any 5-second window, past 5 provisioning-log reads per
-10 seconds, and past the tenant's daily quota. Rather than run into those walls, every request takes a slot
-first. A slot counts from the moment it is taken until its response has arrived (then it expires a window
-later), so a request is never counted as "out of the window" while the server may still be receiving it.
+Microsoft answers 429 past 40 bulkUpload calls in any 5-second window and past 5 provisioning-log reads per
+10 seconds. Rather than run into those walls, every request takes a slot first. A slot counts from the
+moment it is taken until its response has arrived (then it expires a window later), so a request is never
+counted as "out of the window" while the server may still be receiving it.
 
-Limiters and budgets live in process-wide registries keyed by tenant (and client and job), so several hook
-instances in one worker share them; :func:`clear_pacing` empties the registries (tests).
+Limiters live in a process-wide registry keyed by tenant, client and job, so several hook instances in one
+worker share them; :func:`clear_pacing` empties it (tests). The tenant's daily quota is not counted here,
+per process, but by the upload where every worker sees it (:mod:`airflow_provider_entra.upload.quota`).
 """
 
 from __future__ import annotations
@@ -17,8 +18,6 @@ import time
 from collections import deque
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
-
-from airflow_provider_entra.exceptions import EntraQuotaExhaustedError
 
 _IN_FLIGHT = math.inf
 
@@ -111,62 +110,8 @@ class SlidingWindowLimiter:
             }
 
 
-class DailyCallBudget:
-    """Counts calls per rolling 24 hours (or ``period_seconds``) and refuses once the budget is spent.
-
-    The count is shared; the budget is the caller's (each connection may configure its own).
-
-    :param name: what is counted, for messages (e.g. the tenant id).
-    :param period_seconds: the rolling period.
-    :param clock: monotonic clock (seconds).
-    """
-
-    def __init__(
-        self, name: str, period_seconds: float, *, clock: Callable[[], float] = time.monotonic
-    ) -> None:
-        self.name = name
-        self.period_seconds = period_seconds
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._calls: deque[float] = deque()
-
-    def _prune(self, now: float) -> None:
-        while self._calls and self._calls[0] + self.period_seconds <= now:
-            self._calls.popleft()
-
-    def consume(self, budget: int) -> int:
-        """Count one call, or raise before it is sent if ``budget`` calls were made in the period.
-
-        :param budget: calls allowed in the rolling period.
-        :return: calls left after this one.
-        :raises EntraQuotaExhaustedError: with ``retry_after`` = seconds until a call frees up.
-        """
-        with self._lock:
-            now = self._clock()
-            self._prune(now)
-            if len(self._calls) >= budget:
-                retry_after = self._calls[len(self._calls) - budget] + self.period_seconds - now
-                raise EntraQuotaExhaustedError(
-                    f"Daily call budget exhausted for tenant {self.name}: {len(self._calls)} bulkUpload "
-                    f"calls in the last {self.period_seconds / 3600:g} h (budget {budget}). Nothing was "
-                    f"sent; the next call is allowed in {retry_after / 60:.0f} min. Send deltas, or raise "
-                    "'daily_call_budget' if your licence allows more (Governance: 6000, P1/P2: 2000).",
-                    error_code="DailyCallBudgetExhausted",
-                    retry_after=max(retry_after, 0.0),
-                )
-            self._calls.append(now)
-            return budget - len(self._calls)
-
-    def used(self) -> int:
-        """Calls counted in the current rolling period."""
-        with self._lock:
-            self._prune(self._clock())
-            return len(self._calls)
-
-
 _registry_lock = threading.Lock()
 _limiters: dict[Hashable, SlidingWindowLimiter] = {}
-_budgets: dict[Hashable, DailyCallBudget] = {}
 
 
 def shared_limiter(
@@ -182,17 +127,7 @@ def shared_limiter(
         return limiter
 
 
-def shared_budget(key: Hashable, period_seconds: float, *, name: str) -> DailyCallBudget:
-    """The process-wide daily budget counter for ``key`` (a tenant)."""
-    with _registry_lock:
-        budget = _budgets.get(key)
-        if budget is None:
-            budget = _budgets[key] = DailyCallBudget(name, period_seconds)
-        return budget
-
-
 def clear_pacing() -> None:
-    """Forget every shared limiter and budget (tests; a worker never needs it)."""
+    """Forget every shared limiter (tests; a worker never needs it)."""
     with _registry_lock:
         _limiters.clear()
-        _budgets.clear()

@@ -4,8 +4,8 @@ Retrying POST is safe here: bulkUpload is idempotent per record (re-sending the 
 updates the same user to the same values), and start/pause/restart are idempotent state changes.
 
 Every attempt urllib3 makes on its own (a retry after 429/5xx or a dropped connection) is still a call
-Microsoft counts, so the retry object asks the hook's pacer for a slot (and, for bulkUpload, a daily
-budget unit) before each re-send, and hands the previous slot back when its response has arrived.
+Microsoft counts, so the retry object asks the hook's pacer for a slot before each re-send (and the hook's
+``calls_made`` counts it), and hands the previous slot back when its response has arrived.
 """
 
 from __future__ import annotations

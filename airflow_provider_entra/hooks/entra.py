@@ -10,9 +10,11 @@ Example::
 Tokens come from one long-lived msal application per credential, kept in a process-wide registry
 (:func:`clear_msal_apps` empties it); msal owns the token cache and refresh. Graph calls go through one
 ``requests.Session`` per hook, with urllib3 retries (429/500/502/503/504, ``Retry-After`` honoured), a
-sliding-window limiter shared per (tenant, client, job), a provisioning-logs limiter shared per
-(tenant, client), and a daily bulkUpload budget shared per tenant. Secrets never reach a log line or an
-error message.
+sliding-window limiter shared per (tenant, client, job) and a provisioning-logs limiter shared per
+(tenant, client), within the process. The tenant's daily bulkUpload allowance is counted by the upload
+(:mod:`airflow_provider_entra.upload.quota`), where every worker sees it; here, a 429 for the daily quota
+becomes :class:`~airflow_provider_entra.exceptions.EntraQuotaExhaustedError`. Secrets never reach a log
+line or an error message.
 """
 
 from __future__ import annotations
@@ -39,7 +41,6 @@ from airflow_provider_entra._constants import (
     BULK_REQUEST_SCHEMA,
     BULK_UPLOAD_PATH,
     CLOUDS,
-    DAILY_BUDGET_WINDOW_SECONDS,
     DEFAULT_RESET_SCOPE,
     GRAPH_SCOPE_SUFFIX,
     INVALID_AUTHENTICATION_TOKEN,
@@ -67,13 +68,7 @@ from airflow_provider_entra.get_provider_info import (
     INTEGRATION_NAME,
     UI_FIELD_BEHAVIOUR,
 )
-from airflow_provider_entra.hooks._pacing import (
-    DailyCallBudget,
-    SlidingWindowLimiter,
-    clear_pacing,
-    shared_budget,
-    shared_limiter,
-)
+from airflow_provider_entra.hooks._pacing import SlidingWindowLimiter, clear_pacing, shared_limiter
 from airflow_provider_entra.hooks._settings import (
     CREDENTIAL_CERTIFICATE,
     CREDENTIAL_FEDERATED,
@@ -170,7 +165,6 @@ class _Attempt(threading.local):
 
     limiter: SlidingWindowLimiter | None = None
     slot: Any = None
-    budget: DailyCallBudget | None = None
 
 
 class EntraHook(BaseHook):
@@ -264,26 +258,17 @@ class EntraHook(BaseHook):
             name=f"logs {s.client_id}",
         )
 
-    @cached_property
-    def daily_budget(self) -> DailyCallBudget:
-        """Rolling 24-hour count of bulkUpload calls, shared per tenant in this process."""
-        s = self.settings
-        tenant = s.tenant_id or s.client_id or "managed-identity"
-        return shared_budget(("daily", s.authority_host, tenant), DAILY_BUDGET_WINDOW_SECONDS, name=tenant)
-
     @property
     def calls_made(self) -> int:
         """Graph requests this hook has sent, retries included."""
         return self._calls_made
 
     def pacing_stats(self) -> dict[str, Any]:
-        """Counters for progress logs: calls made, limiter waits, daily budget used."""
+        """Counters for progress logs: calls made, limiter waits."""
         return {
             "calls_made": self.calls_made,
             "limiter": self.limiter.stats(),
             "log_limiter": self.log_limiter.stats(),
-            "daily_budget_used": self.daily_budget.used(),
-            "daily_budget": self.settings.daily_call_budget,
         }
 
     # --- tokens -------------------------------------------------------------------------------------------
@@ -472,11 +457,8 @@ class EntraHook(BaseHook):
         with self._counter_lock:
             self._calls_made += 1
 
-    def _take_slot(self, limiter: SlidingWindowLimiter, budget: DailyCallBudget | None) -> None:
-        if budget is not None:
-            budget.consume(self.settings.daily_call_budget)
+    def _take_slot(self, limiter: SlidingWindowLimiter) -> None:
         self._attempt.limiter = limiter
-        self._attempt.budget = budget
         self._attempt.slot = limiter.acquire()
         self._count_call()
 
@@ -487,7 +469,7 @@ class EntraHook(BaseHook):
 
     def _attempt_again(self, method: str, url: str) -> None:
         if self._attempt.limiter is not None:
-            self._take_slot(self._attempt.limiter, self._attempt.budget)
+            self._take_slot(self._attempt.limiter)
 
     def _send(
         self,
@@ -495,16 +477,14 @@ class EntraHook(BaseHook):
         url: str,
         *,
         limiter: SlidingWindowLimiter,
-        budget: DailyCallBudget | None,
         **kwargs: Any,
     ) -> requests.Response:
-        self._take_slot(limiter, budget)
+        self._take_slot(limiter)
         try:
             return self.session.request(method, url, **kwargs)
         finally:
             self._attempt_done()
             self._attempt.limiter = None
-            self._attempt.budget = None
 
     def _request(
         self,
@@ -519,7 +499,6 @@ class EntraHook(BaseHook):
     ) -> requests.Response:
         """Send one Graph call: token, pacing, retries, one token refresh on 401, typed errors."""
         limiter = self.log_limiter if logs else self.limiter
-        budget = self.daily_budget if upload else None
         client_request_id = str(uuid.uuid4())
         refreshed = False
         while True:
@@ -532,9 +511,7 @@ class EntraHook(BaseHook):
                 **(headers or {}),
             }
             try:
-                response = self._send(
-                    method, url, limiter=limiter, budget=budget, headers=all_headers, **kwargs
-                )
+                response = self._send(method, url, limiter=limiter, headers=all_headers, **kwargs)
             except requests.RequestException as exc:
                 tls = _tls_failure(exc, self.graph_endpoint)
                 if tls:
@@ -612,7 +589,8 @@ class EntraHook(BaseHook):
         :return: the receipt; records are processed later and only the provisioning logs tell outcomes.
         :raises EntraPayloadRejectedError: before sending when the payload is not a BulkRequest of 1 to 50
             operations, or when Graph answers 400/413.
-        :raises EntraQuotaExhaustedError: before sending when the daily call budget is spent.
+        :raises EntraQuotaExhaustedError: Graph answered 429 with a ``Retry-After`` beyond the retry cap
+            (the tenant's daily quota).
         """
         operations = _check_bulk_request(payload)
         body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
@@ -628,7 +606,8 @@ class EntraHook(BaseHook):
         :return: the receipt; records are processed later and only the provisioning logs tell outcomes.
         :raises EntraPayloadRejectedError: before sending for an empty body or an operation count out of
             range, or when Graph answers 400/413; Graph's ``error.message`` is on ``graph_message``.
-        :raises EntraQuotaExhaustedError: before sending when the daily call budget is spent.
+        :raises EntraQuotaExhaustedError: Graph answered 429 with a ``Retry-After`` beyond the retry cap
+            (the tenant's daily quota).
         """
         if not isinstance(body, (bytes, bytearray)) or not body:
             raise EntraPayloadRejectedError(

@@ -1,7 +1,9 @@
-"""Upload HR records to Entra's API-driven inbound provisioning, managers first, resumable after a crash.
+"""Upload HR records to Entra's API-driven inbound provisioning, managers first, resumable after a crash,
+within the tenant's daily allowance.
 
 :class:`EntraBulkUploadOperator` is the Airflow shell of :mod:`airflow_provider_entra.upload` (planning,
-manifest, splitting: see that package for the rules and the files); the hook posts the bytes the builder made.
+manifest, splitting, the daily allowance: see that package for the rules and the files); the hook posts the
+bytes the builder made.
 """
 
 from __future__ import annotations
@@ -14,10 +16,14 @@ from urllib.parse import urlsplit
 from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException, BaseOperator
 
 from airflow_provider_entra._constants import MAX_OPERATIONS_PER_REQUEST
-from airflow_provider_entra.exceptions import EntraError, EntraPayloadRejectedError
+from airflow_provider_entra.exceptions import (
+    EntraError,
+    EntraPayloadRejectedError,
+    EntraQuotaExhaustedError,
+)
 from airflow_provider_entra.hooks.entra import EntraHook
 from airflow_provider_entra.links import EntraProvisioningLogsLink
-from airflow_provider_entra.staging import read_frame, to_path
+from airflow_provider_entra.staging import read_frame, resolve_staging_root, to_path
 from airflow_provider_entra.upload import (
     EXTERNAL_IDS_NAME,
     MANIFEST_NAME,
@@ -27,6 +33,7 @@ from airflow_provider_entra.upload import (
     planning,
 )
 from airflow_provider_entra.upload.lineage import UploadLineage, file_dataset, job_dataset
+from airflow_provider_entra.upload.quota import QUOTA_FOLDER, DailyUsage, days_left, record_name
 from airflow_provider_entra.upload.run import UploadRun
 from airflow_provider_entra.upload.sending import DEFAULT_MAX_REJECTED_RECORDS
 
@@ -72,10 +79,21 @@ class EntraBulkUploadOperator(BaseOperator):
     :param progress_seconds: ...or at least this often (seconds).
     :param max_rejected_records: records Graph may reject (400) in this task before it fails; ``None``: no
         limit.
+    :param quota_dir: the folder of the tenants' daily bulkUpload records, shared by every task that calls
+        them (``<quota_dir>/<tenant id>/``, see :mod:`airflow_provider_entra.upload.quota`); default:
+        ``<staging root>/quota``. (templated)
     :return: ``{"records", "requests", "sent_requests", "resumed_requests", "rejected", "rejected_by_graph",
-        "sent_records", "request_ids", "request_ids_total", "first_submit", "last_submit", "first_accepted",
-        "last_accepted", "manifest_path", "external_ids_path", "rejected_path", "dry_run", "stages",
-        "job_id"}`` (``dry_run``: whether it only built; then also ``dry_run_requests_path``).
+        "sent_records", "unsent_records", "unsent_requests", "stopped_by_quota", "request_ids",
+        "request_ids_total", "first_submit", "last_submit", "first_accepted", "last_accepted",
+        "manifest_path", "external_ids_path", "rejected_path", "dry_run", "stages", "job_id"}`` and, when it
+        sent, ``daily_quota`` (``daily_call_budget``, ``used_before``, ``calls``, ``left``, ``stopped``,
+        ``frees_at``, ``per_day``, ``days_left``) (``dry_run``: whether it only built; then also
+        ``dry_run_requests_path``).
+
+    The daily allowance: the connection's ``daily_call_budget`` calls per tenant in any 24 hours, counted in
+    the shared record. When it is spent (or Microsoft answers 429 for the daily quota) the task stops
+    sending, before the next call, and succeeds: the records not sent (``unsent_records``) are left out of
+    ``sent-external-ids.parquet``, so nothing waits for them, and the next run sends them.
     """
 
     template_fields: Sequence[str] = (
@@ -87,6 +105,7 @@ class EntraBulkUploadOperator(BaseOperator):
         "known_manager_ids_path",
         "output_dir",
         "bulk_id_prefix",
+        "quota_dir",
     )
     ui_color = "#fde9c9"
     operator_extra_links = (EntraProvisioningLogsLink(),)
@@ -110,6 +129,7 @@ class EntraBulkUploadOperator(BaseOperator):
         progress_every: int = 10,
         progress_seconds: float = 10.0,
         max_rejected_records: int | None = DEFAULT_MAX_REJECTED_RECORDS,
+        quota_dir: str | ObjectStoragePath | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -130,7 +150,9 @@ class EntraBulkUploadOperator(BaseOperator):
         self.progress_every = progress_every
         self.progress_seconds = progress_seconds
         self.max_rejected_records = max_rejected_records
+        self.quota_dir = quota_dir
         self.upload_lineage = UploadLineage()
+        self._usage: DailyUsage | None = None
 
     @cached_property
     def hook(self) -> EntraHook:
@@ -179,33 +201,76 @@ class EntraBulkUploadOperator(BaseOperator):
         if build_only:
             return run.build_only(base)
         EntraProvisioningLogsLink.persist(context, self.hook.portal_logs_url())
-        try:
-            summary = run.send(
-                self._post,
-                base,
-                max_rejected=self.max_rejected_records,
-                progress_every=self.progress_every,
-                progress_seconds=self.progress_seconds,
-            )
-        except errors.TooManyRejected as exc:  # systemic: a retry would set the same records aside again
-            raise AirflowFailException(str(exc)) from exc
-        except errors.RequestFailed as exc:
-            cause = exc.__cause__
-            retryable = not isinstance(cause, EntraError) or cause.retryable
-            raise (AirflowException if retryable else AirflowFailException)(str(exc)) from cause
+        with self._daily_usage(context) as usage:
+            self._usage = usage
+            try:
+                summary = run.send(
+                    self._post,
+                    base,
+                    max_rejected=self.max_rejected_records,
+                    progress_every=self.progress_every,
+                    progress_seconds=self.progress_seconds,
+                )
+            except errors.TooManyRejected as exc:  # systemic: a retry would set the same records aside again
+                raise AirflowFailException(str(exc)) from exc
+            except errors.RequestFailed as exc:
+                cause = exc.__cause__
+                retryable = not isinstance(cause, EntraError) or cause.retryable
+                raise (AirflowException if retryable else AirflowFailException)(str(exc)) from cause
         host = urlsplit(self.hook.graph_endpoint).netloc
         job = job_dataset(self.hook.job_id, tenant_id=self.hook.settings.tenant_id, host=host)
         self.upload_lineage = UploadLineage(inputs=self.upload_lineage.inputs, outputs=[job])
-        return {**summary, "job_id": self.hook.job_id}
+        per_day = usage.calls_per_day()
+        quota = {
+            **usage.summary(),
+            "per_day": per_day,
+            "days_left": days_left(summary["unsent_requests"], per_day),
+        }
+        return {**summary, "job_id": self.hook.job_id, "daily_quota": quota}
+
+    def _daily_usage(self, context: Context) -> DailyUsage:
+        """The tenant's shared daily record, read now (what every upload to the tenant spent today)."""
+        settings = self.hook.settings
+        root = (
+            to_path(self.quota_dir)
+            if self.quota_dir is not None
+            else to_path(resolve_staging_root(context.get("params"))) / QUOTA_FOLDER
+        )
+        ti = context.get("ti")
+        name = record_name(
+            self.dag_id, str(context.get("run_id")), self.task_id, str(getattr(ti, "map_index", -1))
+        )
+        usage = DailyUsage(
+            root / str(settings.tenant_id or settings.client_id), name, budget=settings.daily_call_budget
+        ).open()
+        self.log.info(
+            "Daily allowance: %d of %d bulkUpload calls left for the tenant (%d counted in 24 h, in %s)",
+            usage.left,
+            usage.budget,
+            usage.used_before,
+            usage.folder,
+        )
+        return usage
 
     def _post(self, request: planning.PlannedRequest) -> dict[str, Any]:
-        """Post the request's bytes as they are; a 400 becomes :class:`~.errors.Refused` (split it)."""
+        """Post the request's bytes as they are, within the daily allowance; a 400 becomes
+        :class:`~.errors.Refused` (split it), a spent allowance or a 429 for the daily quota
+        :class:`~.errors.QuotaSpent` (stop sending)."""
+        usage = self._usage
+        if usage is None:
+            raise AirflowFailException("the daily allowance is read in execute(), before posting")
+        usage.check()
+        before = self.hook.calls_made
         try:
             return self.hook.bulk_upload_bytes(request.body, operations=request.operations).to_dict()
+        except EntraQuotaExhaustedError as exc:
+            raise usage.refused(exc.retry_after) from exc
         except EntraPayloadRejectedError as exc:
             if exc.status_code != BAD_REQUEST:
                 raise
             raise errors.Refused(exc.error_code, exc.graph_message, request_id=exc.request_id) from exc
+        finally:
+            usage.spend(self.hook.calls_made - before)
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
         """The input file in, the provisioning job out; ``None`` without the OpenLineage provider."""

@@ -11,7 +11,8 @@ module                 owns
 :mod:`.fingerprint`    request bytes and their SHA-256, which names a request across retries
 :mod:`.splitting`      the halves of a request Graph refused with 400
 :mod:`.manifest`       what was accepted or refused, written as it happens and read back on a retry
-:mod:`.sending`        the send loop: skip, post, write down, split, set aside
+:mod:`.sending`        the send loop: skip, post, write down, split, set aside, stop when the quota is spent
+:mod:`.quota`          the tenant's daily allowance, counted under the staging root where every worker sees it
 :mod:`.progress`       ``412/2,000 records (20%), 7.9 calls/s, ETA 4m``
 :mod:`.lineage`        the OpenLineage datasets of an upload, as plain pairs
 :mod:`.job_health`     whether the provisioning job can process an upload at all
@@ -33,12 +34,22 @@ is set aside in ``upload-rejected.parquet`` (stage ``upload``, reason ``Graph re
 <code>: <message>``). Every refusal is written to ``upload-refused.jsonl``, so a retry neither resends what
 was accepted nor re-probes what was refused. More than ``max_rejected`` records set aside stops the upload
 (:class:`~.errors.TooManyRejected`): that points at the mapping or the input's types, not at a few records.
+
+A first load larger than a day's quota
+--------------------------------------
+Each call is counted in the tenant's shared record (:mod:`.quota`); when the allowance is spent, or
+Microsoft answers 429 for the daily quota, the send loop stops before the next call
+(:class:`~.errors.QuotaSpent`): what was accepted is in the manifest and verified as usual, the records not
+sent are left out of ``sent-external-ids.parquet`` (nothing waits for them) and counted in the summary
+(``unsent_records``). The run ends as a partial load, not a failure; the next run plans against the ledger,
+so it sends what is left (managers first, as the stages put them) and nothing Entra already holds.
 """
 
 from __future__ import annotations
 
 from airflow_provider_entra.upload.errors import (
     PlanningError,
+    QuotaSpent,
     Refused,
     RequestFailed,
     TooManyRejected,
@@ -93,6 +104,7 @@ __all__ = [
     "PlanOptions",
     "PlanningError",
     "Progress",
+    "QuotaSpent",
     "Refused",
     "RequestFailed",
     "TooManyRejected",

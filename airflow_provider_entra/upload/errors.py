@@ -6,6 +6,7 @@
      +-- PlanningError          the input cannot be planned (bad input, no retry can fix it); a ValueError
      +-- TooManyRejected        Graph rejected more records than allowed: something systemic is wrong
      +-- RequestFailed          posting one request failed for another reason (its cause is chained)
+     +-- QuotaSpent             the tenant's daily allowance is spent: sending stops cleanly, the rest waits
     Refused                     raised by a ``post`` callable: Graph refused the request's content (400)
 """
 
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from airflow_provider_entra.upload.planning import PlannedRequest
 
-__all__ = ["PlanningError", "Refused", "RequestFailed", "TooManyRejected", "UploadError"]
+__all__ = ["PlanningError", "QuotaSpent", "Refused", "RequestFailed", "TooManyRejected", "UploadError"]
 
 
 class UploadError(Exception):
@@ -41,6 +42,22 @@ class RequestFailed(UploadError):
     def __init__(self, message: str, *, request: PlannedRequest) -> None:
         super().__init__(message)
         self.request = request
+
+
+class QuotaSpent(UploadError):
+    """The tenant's daily bulkUpload allowance is spent, by our count (checked before sending) or by
+    Microsoft's 429. Raised by a ``post`` callable; the send loop stops cleanly and the records not sent
+    wait for the next run (not a failure).
+
+    :param message: what is spent, and when the next call is allowed.
+    :param by_microsoft: Microsoft answered 429 for the daily quota (rather than our count saying so).
+    :param retry_after: seconds until the next call is allowed, when known.
+    """
+
+    def __init__(self, message: str, *, by_microsoft: bool = False, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.by_microsoft = by_microsoft
+        self.retry_after = retry_after
 
 
 class Refused(Exception):

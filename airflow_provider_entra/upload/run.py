@@ -4,7 +4,9 @@
 
 * ``sent-external-ids.parquet``: every externalId of the run's requests (``externalId``, ``seq``,
   ``stage``, ``accepted_at``: the earliest acceptance of the record in this run, UTC, NaT when not accepted
-  or unknown), for the verification; rewritten when sending ends, without the records Graph rejected;
+  or unknown), for the verification; rewritten when sending ends, without the records Graph rejected and,
+  when the daily allowance stopped sending early, without the records not sent (they wait for the next
+  run: nothing waits for their log entries);
 * ``upload-rejected.parquet``: records not sent, with a reason (mapping errors, management cycles,
   self-managers, records Graph rejected); only when there are some;
 * ``upload-manifest.jsonl`` and ``upload-refused.jsonl`` (:mod:`~airflow_provider_entra.upload.manifest`);
@@ -41,6 +43,19 @@ DRY_RUN_REQUESTS_NAME = "dry-run-requests.jsonl"
 DRY_RUN_SUMMARY_NAME = "dry-run-summary.json"
 #: Records set aside named one by one in the log; the file has them all.
 LOGGED_RECORDS = 10
+
+
+#: The unsent counts of a run that sent everything (or only built).
+_UNSENT_NONE = {"unsent_records": 0, "unsent_requests": 0}
+
+
+def _unsent(plan: UploadPlan, outcome: Outcome, gone: set[str]) -> dict[str, int]:
+    """externalId -> request seq of every record not sent because sending stopped early (empty when it did
+    not stop): neither accepted (now or in an earlier try) nor rejected by Graph."""
+    if outcome.stopped is None:
+        return {}
+    done = outcome.accepted_ids() | gone
+    return {ext: r.seq for r in plan.requests for ext in r.external_ids if ext not in done}
 
 
 class UploadRun:
@@ -85,7 +100,13 @@ class UploadRun:
         """
         requests_path = self.out / DRY_RUN_REQUESTS_NAME
         write_bytes(requests_path, b"".join(request.body + b"\n" for request in self.plan.requests))
-        summary = {**base, **NOTHING_SENT, "job_id": None, "dry_run_requests_path": str(requests_path)}
+        summary = {
+            **base,
+            **NOTHING_SENT,
+            **_UNSENT_NONE,
+            "job_id": None,
+            "dry_run_requests_path": str(requests_path),
+        }
         write_bytes(self.out / DRY_RUN_SUMMARY_NAME, json.dumps(summary, indent=2).encode("utf-8"))
         self.log.info(
             "Build only: %d requests written to %s; nothing was sent", len(self.plan.requests), requests_path
@@ -109,7 +130,8 @@ class UploadRun:
         :param max_rejected: records Graph may reject before the upload stops.
         :param progress_every: log progress every this many calls...
         :param progress_seconds: ...or at least this often.
-        :return: the summary (without ``job_id``).
+        :return: the summary (without ``job_id``); ``unsent_records`` and ``unsent_requests`` count what the
+            daily allowance left for the next run (``stopped_by_quota`` says why).
         """
         plan = self.plan
         earlier = files.Earlier.read(self.out / files.MANIFEST_NAME, self.out / files.REFUSED_NAME)
@@ -156,11 +178,23 @@ class UploadRun:
                     "%d record(s) rejected by Graph are in %s", len(graph_rejected), rejected_path
                 )
             gone = {item["externalId"] for item in outcome.graph_rejected}
-            frame = files.external_ids_frame(plan, gone, files.acceptance(outcome.resumed + outcome.sent))
+            unsent = _unsent(plan, outcome, gone)
+            frame = files.external_ids_frame(
+                plan, gone | unsent.keys(), files.acceptance(outcome.resumed + outcome.sent)
+            )
             self._write_frame(frame, files.EXTERNAL_IDS_NAME)
+        if unsent:
+            self.log.warning(
+                "Daily allowance spent: %d of %d records sent; %d record(s) in %d request(s) wait for the "
+                "next run",
+                *(plan.records - len(gone) - len(unsent), plan.records, len(unsent)),
+                len(set(unsent.values())),
+            )
         return {
             **base,
             **outcome.summary(),
+            "unsent_records": len(unsent),
+            "unsent_requests": len(set(unsent.values())),
             "rejected": len(plan.rejected) + len(outcome.graph_rejected),
             "rejected_path": rejected_path,
         }

@@ -4,8 +4,9 @@
 the request's bytes), writes a manifest line after each acceptance, and on :class:`Refused` (HTTP 400)
 records the refusal and sends the request's halves, depth first, down to single records; a single record
 still refused is set aside with Graph's reason. More than ``max_rejected`` records set aside raises
-:class:`TooManyRejected`; any other error of ``post`` is raised as :class:`RequestFailed` (chained), after
-which a retry resumes from the manifest.
+:class:`TooManyRejected`. :class:`QuotaSpent` (the tenant's daily allowance is spent) stops sending cleanly:
+the outcome says why (``stopped``) and the requests not sent wait for the next run. Any other error of
+``post`` is raised as :class:`RequestFailed` (chained), after which a retry resumes from the manifest.
 
 No Airflow, no network: ``post`` is the only way out.
 """
@@ -18,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from airflow_provider_entra._time import utc
-from airflow_provider_entra.upload.errors import Refused, RequestFailed, TooManyRejected
+from airflow_provider_entra.upload.errors import QuotaSpent, Refused, RequestFailed, TooManyRejected
 from airflow_provider_entra.upload.manifest import REJECTED_NAME, Earlier, LineWriter, accepted_line
 from airflow_provider_entra.upload.planning import PlannedRequest, UploadPlan
 from airflow_provider_entra.upload.progress import Log, Progress
@@ -61,17 +62,24 @@ NOTHING_SENT: dict[str, Any] = {
     "last_submit": None,
     "first_accepted": None,
     "last_accepted": None,
+    "stopped_by_quota": None,
 }
 
 
 @dataclass
 class Outcome:
-    """What sending did: manifest lines accepted now and in earlier tries, and records Graph rejected
-    (:data:`~airflow_provider_entra.provisioning.stages.REJECTED_COLUMNS` dicts)."""
+    """What sending did: manifest lines accepted now and in earlier tries, records Graph rejected
+    (:data:`~airflow_provider_entra.provisioning.stages.REJECTED_COLUMNS` dicts), and why sending stopped
+    early when the daily allowance ran out (``None``: it did not)."""
 
     sent: list[dict[str, Any]] = field(default_factory=list)
     resumed: list[dict[str, Any]] = field(default_factory=list)
     graph_rejected: list[dict[str, Any]] = field(default_factory=list)
+    stopped: str | None = None
+
+    def accepted_ids(self) -> set[str]:
+        """The externalIds of every accepted line."""
+        return {str(ext) for line in self.resumed + self.sent for ext in line.get("external_ids") or ()}
 
     @property
     def accepted(self) -> list[dict[str, Any]]:
@@ -98,6 +106,7 @@ class Outcome:
             "last_submit": max(submitted) if submitted else None,
             "first_accepted": min(times, key=utc) if times else None,
             "last_accepted": max(times, key=utc) if times else None,
+            "stopped_by_quota": self.stopped,
         }
 
 
@@ -131,6 +140,9 @@ def send_plan(
     :param log: where warnings go.
     :raises TooManyRejected: more than ``max_rejected`` records rejected.
     :raises RequestFailed: ``post`` failed otherwise (the error is its ``__cause__``).
+    :return: the outcome; ``stopped`` says why sending stopped early when ``post`` raised
+        :class:`QuotaSpent` (the request it was posting, its parts not yet accepted and every later
+        request are not sent).
     """
     sender = _Sender(
         plan,
@@ -143,11 +155,15 @@ def send_plan(
         outcome or Outcome(),
         log or logging.getLogger(__name__),
     )
-    for request in plan.requests:
-        pending: list[tuple[PlannedRequest, str | None]] = [(request, None)]
-        while pending:  # depth first, first half first: a deterministic order
-            part, part_of = pending.pop(0)
-            pending[:0] = sender.send(part, part_of)
+    try:
+        for request in plan.requests:
+            pending: list[tuple[PlannedRequest, str | None]] = [(request, None)]
+            while pending:  # depth first, first half first: a deterministic order
+                part, part_of = pending.pop(0)
+                pending[:0] = sender.send(part, part_of)
+    except QuotaSpent as spent:
+        sender.outcome.stopped = str(spent)
+        sender.log.warning("Sending stopped: %s The records not sent wait for the next run.", spent)
     progress.finish()
     return sender.outcome
 
@@ -199,6 +215,8 @@ class _Sender:
                     refusal.message or refusal.code,
                 )
             return self._refused(request, part_of, refusal.reason)
+        except QuotaSpent:
+            raise
         except Exception as exc:
             raise RequestFailed(
                 f"bulkUpload of request {request.seq + 1}/{len(self.plan.requests)} (stage {request.stage}, "

@@ -1,19 +1,10 @@
-"""The limiter and the daily budget on a virtual clock (no sleeping, no wall-clock asserts)."""
+"""The limiter on a virtual clock (no sleeping, no wall-clock asserts)."""
 
 from __future__ import annotations
 
 import threading
 
-import pytest
-
-from airflow_provider_entra.exceptions import EntraQuotaExhaustedError, EntraThrottledError
-from airflow_provider_entra.hooks._pacing import (
-    DailyCallBudget,
-    SlidingWindowLimiter,
-    clear_pacing,
-    shared_budget,
-    shared_limiter,
-)
+from airflow_provider_entra.hooks._pacing import SlidingWindowLimiter, clear_pacing, shared_limiter
 
 
 class VirtualClock:
@@ -81,29 +72,9 @@ def test_release_is_idempotent():
     assert slot.ends == first_end
 
 
-def test_daily_budget_refuses_before_sending_and_says_when():
-    clock = VirtualClock()
-    budget = DailyCallBudget("tenant-a", 86400, clock=clock)
-    for _ in range(3):
-        budget.consume(3)
-        clock.sleep(60)
-    with pytest.raises(EntraQuotaExhaustedError) as info:
-        budget.consume(3)
-    error = info.value
-    assert isinstance(error, EntraThrottledError)
-    assert "tenant-a" in str(error) and "budget 3" in str(error) and "Nothing was sent" in str(error)
-    assert error.retry_after == pytest.approx(86400 - 180)
-    assert budget.used() == 3
-    clock.sleep(86400 - 180)  # the first call leaves the rolling window
-    assert budget.consume(3) == 0
-
-
 def test_shared_registries_share_per_key_and_clear():
     a = shared_limiter(("t", "c", "j"), 40, 5, name="a")
     assert shared_limiter(("t", "c", "j"), 40, 5, name="b") is a
     assert shared_limiter(("t", "c", "other-job"), 40, 5, name="c") is not a
-    budget = shared_budget(("tenant",), 86400, name="tenant")
-    assert shared_budget(("tenant",), 86400, name="tenant") is budget
     clear_pacing()
     assert shared_limiter(("t", "c", "j"), 40, 5, name="a") is not a
-    assert shared_budget(("tenant",), 86400, name="tenant") is not budget
