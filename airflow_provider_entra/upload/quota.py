@@ -103,6 +103,8 @@ class DailyUsage:
         self.calls = 0
         self.exhausted_until: datetime | None = None
         self.stopped: str | None = None
+        #: calls counted when Microsoft answered that the quota is spent (``None``: it did not).
+        self.counted_at_refusal: int | None = None
         self._stamps: list[tuple[datetime, int]] = []
         self._writer: LineWriter | None = None
 
@@ -198,7 +200,7 @@ class DailyUsage:
         self.exhausted_until = at + wait
         self.stopped = "microsoft"
         self._write({"at": at.isoformat(), "calls": 0, "exhausted_until": self.exhausted_until.isoformat()})
-        counted = self.used_before + self.calls
+        counted = self.counted_at_refusal = self.used_before + self.calls
         log.warning(
             "Microsoft answered that the tenant's daily bulkUpload quota is spent after %d call(s) counted "
             "in the last 24 h (daily_call_budget %d)%s",
@@ -217,10 +219,10 @@ class DailyUsage:
         )
 
     def calls_per_day(self) -> int:
-        """The calls a day gives, as far as we know: the budget, or fewer when Microsoft said the quota was
-        spent before the budget was."""
-        if self.stopped == "microsoft":
-            return max(1, min(self.budget, self.used_before + self.calls))
+        """The calls a day gives, as far as we know: the budget, or fewer when Microsoft answered that the
+        quota was spent before the budget was."""
+        if self.counted_at_refusal is not None:
+            return max(1, min(self.budget, self.counted_at_refusal))
         return self.budget
 
     def summary(self) -> dict[str, Any]:

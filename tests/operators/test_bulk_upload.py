@@ -669,3 +669,81 @@ def test_payloads_from_a_task_output_arrive_as_a_list_without_native_rendering(
         "upload": TaskInstanceState.SUCCESS,
     }
     assert [line["external_ids"] for line in read_jsonl(tmp_path / MANIFEST_NAME)] == [["7"]]
+
+
+# --- the daily allowance ------------------------------------------------------------------------------------
+
+
+def use_budget(emulator, monkeypatch: pytest.MonkeyPatch, budget: int) -> None:
+    """``entra_default`` with ``daily_call_budget`` set (the process's and any child's)."""
+    conn = json.loads(json.dumps(emulator.info["airflow_conn"]))
+    conn["extra"]["daily_call_budget"] = budget
+    monkeypatch.setenv("AIRFLOW_CONN_ENTRA_DEFAULT", json.dumps(conn))
+
+
+def test_two_upload_tasks_in_two_processes_share_the_daily_allowance(entra_env, tmp_path, monkeypatch):
+    """Budget 4: the first task (its own process) makes 3 calls, the second (another process) 1, then stops
+    cleanly, before sending, and succeeds with the rest left for the next run."""
+    use_budget(entra_env, monkeypatch, 4)
+    monkeypatch.setenv("AIRFLOW_VAR_ENTRA_STAGING_PATH", str(tmp_path / "staging"))  # the children's root
+    mapping_path = tmp_path / "mapping.json"
+    mapping_path.write_text(json.dumps(MAPPING))
+    summaries = []
+    for name in ("first", "second"):
+        (tmp_path / name).mkdir()
+        path = stage(tmp_path / name, hr_frame(60))  # stages of 1, 10 and 49 records: 3 requests
+        done = subprocess.run(
+            [sys.executable, str(CHILD), str(path), str(mapping_path), f"manual__{name}"],
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        summaries.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    first, second = summaries
+    assert (first["sent_requests"], first["unsent_records"]) == (3, 0)
+    assert first["daily_quota"] | {"frees_at": None} == {
+        "daily_call_budget": 4,
+        "used_before": 0,
+        "calls": 3,
+        "left": 1,
+        "stopped": None,
+        "frees_at": None,
+        "per_day": 4,
+        "days_left": 0,
+    }
+    assert (second["sent_requests"], second["sent_records"]) == (1, 1)
+    assert (second["unsent_records"], second["unsent_requests"]) == (59, 2)
+    assert "daily allowance is spent" in second["stopped_by_quota"]
+    quota = second["daily_quota"]
+    assert (quota["used_before"], quota["calls"], quota["left"], quota["stopped"]) == (3, 1, 0, "allowance")
+    assert quota["days_left"] == 1 and quota["frees_at"]
+    assert entra_env.stats()["calls"]["bulkUpload"] == 4  # the fifth call was never made
+    sent = pd.read_parquet(second["external_ids_path"])
+    assert sent["externalId"].tolist() == ["1000"]  # only what was sent waits for the logs
+    records = [read_jsonl(p) for p in sorted((tmp_path / "staging" / "quota").glob("*/*.jsonl"))]
+    assert sorted(sum(line["calls"] for line in lines) for lines in records) == [1, 3]
+
+
+def test_microsofts_daily_quota_429_stops_cleanly_and_holds_off_other_tasks(entra_env, tmp_path):
+    """The connection allows 6,000 a day but the tenant only 2: the third call's 429 stops the upload (no
+    failure, no retry) and the next task sends nothing until Microsoft's Retry-After has passed."""
+    entra_env.configure(daily_quota=2)
+    quota_dir = str(tmp_path / "quota")
+    path = stage(tmp_path, hr_frame(60))
+    summary = upload(path, mapping=MAPPING, quota_dir=quota_dir)
+    assert (summary["sent_requests"], summary["sent_records"]) == (2, 11)
+    assert (summary["unsent_records"], summary["unsent_requests"]) == (49, 1)
+    assert "Microsoft answered 429" in summary["stopped_by_quota"]
+    assert summary["daily_quota"]["stopped"] == "microsoft"
+    assert (summary["daily_quota"]["per_day"], summary["daily_quota"]["days_left"]) == (2, 1)
+    assert len(pd.read_parquet(path.parent / EXTERNAL_IDS_NAME)) == 11
+    assert entra_env.stats()["calls"]["bulkUpload"] == 3
+
+    (tmp_path / "other").mkdir()
+    other = upload(
+        stage(tmp_path / "other", hr_frame(60)), "manual__other", mapping=MAPPING, quota_dir=quota_dir
+    )
+    assert (other["sent_requests"], other["unsent_records"]) == (0, 60)
+    assert other["daily_quota"]["stopped"] == "microsoft" and other["first_submit"] is None
+    assert entra_env.stats()["calls"]["bulkUpload"] == 3  # Microsoft's word was kept: no call
