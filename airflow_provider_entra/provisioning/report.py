@@ -453,6 +453,24 @@ def _with_details(columns: list[tuple[str, str]], outcomes: pd.DataFrame) -> lis
     return columns[:1] + extra + columns[1:]
 
 
+def _progress_line(progress: Mapping[str, Any] | None) -> str:
+    """The load's progress under the verdict: how much is sent, and how many days of quota the rest takes."""
+    if not progress:
+        return ""
+    unsent = int(progress.get("unsent") or 0)
+    waiting = (
+        f" {unsent:,} record(s) wait for the tenant's daily quota ({progress.get('per_day')} bulkUpload "
+        "calls a day) and go in the next runs: they are not failures."
+        if unsent
+        else ""
+    )
+    return (
+        f'<p class="notes" id="progress" data-sent="{int(progress["sent"])}" data-total="'
+        f'{int(progress["total"])}" data-unsent="{unsent}">{_esc(str(progress["text"]) + ".")}{_esc(waiting)}'
+        "</p>"
+    )
+
+
 def _quarantine_section(quarantine: Mapping[str, Any] | None) -> str:
     if not quarantine:
         return ""
@@ -528,6 +546,7 @@ def render_html(
     quarantine: Mapping[str, Any] | None = None,
     held: Mapping[str, Any] | None = None,
     stuck: list[Mapping[str, Any]] | None = None,
+    progress: Mapping[str, Any] | None = None,
 ) -> str:
     """The HTML report as a string (see :func:`write_report` for the parameters)."""
     generated = generated_at or datetime.now(timezone.utc)
@@ -599,7 +618,7 @@ def render_html(
     sections = [
         "<header><h1>Entra provisioning report</h1>"
         f'<p class="sub">Run <code>{_esc(run_id)}</code> · generated {_esc(_fmt_time(generated))}</p>'
-        f"{verdict}</header>",
+        f"{verdict}{_progress_line(progress)}</header>",
         f'<section id="headline"><h2>Outcome</h2>{_cards(counts, total)}{"".join(notes)}'
         f"{_bar_chart(counts)}</section>",
         f'<section id="actions"><h2>Actions by status</h2>{_action_table(outcomes)}</section>',
@@ -650,6 +669,7 @@ def write_report(
     quarantine: Mapping[str, Any] | None = None,
     held: Mapping[str, Any] | None = None,
     stuck: list[Mapping[str, Any]] | None = None,
+    progress: Mapping[str, Any] | None = None,
 ) -> ReportPaths:
     """Write ``outcomes.csv`` and ``report.html`` for one run.
 
@@ -670,6 +690,9 @@ def write_report(
     :param held: people held at their last proven state: ``count`` and ``ids``.
     :param stuck: records not sent because Entra skipped them the same way run after run (``externalId``,
         ``reason``, ``detail``, ``runs``).
+    :param progress: the load's progress, shown under the verdict: ``sent``, ``total``, ``unsent``,
+        ``per_day`` and ``text`` (``142,000 of 500,000 records sent; about 4 more days at this tenant's
+        quota``; :func:`~airflow_provider_entra.provisioning.summary.load_progress`).
     :return: the paths written: ``Path`` objects for a local folder given as text or a path, URLs as text,
         ``ObjectStoragePath`` objects for one.
 
@@ -686,6 +709,7 @@ def write_report(
         quarantine=quarantine,
         held=held,
         stuck=stuck,
+        progress=progress,
     )
     folder = Path(out_dir) if isinstance(out_dir, str) and "://" not in out_dir else out_dir
     paths = ReportPaths(csv=join(folder, CSV_NAME), html=join(folder, HTML_NAME))

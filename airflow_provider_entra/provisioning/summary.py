@@ -35,8 +35,10 @@ from airflow_provider_entra.provisioning.reconcile import (
     reconcile_detailed,
 )
 from airflow_provider_entra.provisioning.report import write_report
+from airflow_provider_entra.upload.progress import format_load_progress
 
 __all__ = [
+    "load_progress",
     "outcome_counts",
     "outcome_table",
     "public_summary",
@@ -94,6 +96,32 @@ def _with_changes(outcomes: pd.DataFrame, sent_path: Any | None) -> pd.DataFrame
     return outcomes
 
 
+def load_progress(uploaded: Mapping[str, Any], committed: Mapping[str, Any]) -> dict[str, Any] | None:
+    """How far the job's load has come, when the upload counted the daily allowance (``None`` otherwise,
+    e.g. a dry run): ``sent`` (records the job's ledger holds, or sent and not proven yet), ``total``
+    (those and the records the daily allowance left for later runs), ``unsent``, ``per_day`` (calls a day),
+    ``days_left`` and ``text`` (:func:`~airflow_provider_entra.upload.progress.format_load_progress`).
+
+    :param uploaded: the upload's summary (``unsent_records``, ``sent_records``, ``daily_quota``).
+    :param committed: the commit's summary (``ledger_rows`` after this run's commit, ``verified``).
+    """
+    quota = uploaded.get("daily_quota")
+    if not quota or uploaded.get("dry_run"):
+        return None
+    unsent = int(uploaded.get("unsent_records") or 0)
+    not_proven = max(0, int(uploaded.get("sent_records") or 0) - int(committed.get("verified") or 0))
+    total = int(committed.get("ledger_rows") or 0) + not_proven + unsent
+    days = int(quota.get("days_left") or 0)
+    return {
+        "sent": total - unsent,
+        "total": total,
+        "unsent": unsent,
+        "per_day": quota.get("per_day"),
+        "days_left": days,
+        "text": format_load_progress(total - unsent, total, days),
+    }
+
+
 def write_run_report(
     out_dir: Any,
     *,
@@ -104,6 +132,7 @@ def write_run_report(
     planned: Mapping[str, Any] | None = None,
     summary: Mapping[str, Any] | None = None,
     timings: Mapping[str, Any] | None = None,
+    progress: Mapping[str, Any] | None = None,
 ) -> dict[str, str]:
     """Write the run's ``outcomes.csv`` and ``report.html`` for people: every record sent with its display
     name, HR change (joiner, mover, leaver, rehire, missing from the export, inactive) and, for movers, the
@@ -119,6 +148,7 @@ def write_run_report(
     :param planned: the plan step's summary (held and stuck records).
     :param summary: run details for the report's table.
     :param timings: timings for the report's table.
+    :param progress: :func:`load_progress` (the load's progress and what waits for the daily quota).
     :return: ``{"report_html", "report_csv"}``.
     """
     if outcomes_path is not None and exists(outcomes_path):
@@ -146,6 +176,7 @@ def write_run_report(
         quarantine=quarantine,
         held={"count": int(planned.get("held") or 0), "ids": list(planned.get("held_ids") or [])},
         stuck=list(planned.get("stuck") or []),
+        progress=progress,
     )
     return {"report_html": str(paths.html), "report_csv": str(paths.csv)}
 
@@ -219,15 +250,20 @@ def _finish(
     committed: Mapping[str, Any],
     **details: Any,
 ) -> dict[str, Any]:
-    """The fields every run summary has, around the DAG's own ``details``."""
+    """The fields every run summary has, around the DAG's own ``details``: ``status`` is ``dry_run``,
+    ``partial`` (the daily allowance left records for the next run: ``records_not_sent``, ``progress``) or
+    ``done``."""
     dry_run = bool(uploaded.get("dry_run"))
+    unsent = 0 if dry_run else int(uploaded.get("unsent_records") or 0)
     return {
         "dag_id": dag_id,
         "run_id": run_id,
-        "status": "dry_run" if dry_run else "done",
+        "status": "dry_run" if dry_run else "partial" if unsent else "done",
         "finished_at": now_utc(),
         **details,
-        "records_sent": 0 if dry_run else uploaded.get("records", 0),
+        "records_sent": 0 if dry_run else uploaded.get("records", 0) - unsent,
+        "records_not_sent": unsent,
+        "progress": load_progress(uploaded, committed),
         "requests": uploaded.get("requests", 0),
         "outcomes": verified.get("outcomes", {}),
         "committed": committed.get("verified", 0),
@@ -276,12 +312,15 @@ def report_hr_run(
         outcomes_path=verified.get("outcomes_path") or None,
         transformed=transformed,
         planned=planned,
-        summary={k: summary[k] for k in ("status", "records_sent", "requests", "committed")},
+        summary={
+            k: summary[k] for k in ("status", "records_sent", "records_not_sent", "requests", "committed")
+        },
         timings={
             "first_submitted_at": uploaded.get("first_submit"),
             "first_accepted_at": uploaded.get("first_accepted"),
             "last_accepted_at": uploaded.get("last_accepted"),
         },
+        progress=summary["progress"],
     )
     summary["files"] = {
         "run_dir": str(out_dir),
@@ -292,6 +331,8 @@ def report_hr_run(
     }
     summary["files"]["run_summary"] = write_run_summary(out_dir, summary)
     outcomes = ", ".join(f"{n} {status}" for status, n in summary["outcomes"].items() if n)
+    if summary["progress"]:
+        log.info("Load: %s", summary["progress"]["text"])
     log.info(
         "Sent %s record(s) in %s request(s); outcomes: %s; %d row(s) quarantined, %d held, %d stuck. "
         "Report: %s; summary: %s",

@@ -1,7 +1,9 @@
-"""Progress of an upload, logged every N requests or every few seconds.
+"""Progress of an upload, logged every N requests or every few seconds, and of a load spread over days.
 
 >>> format_progress(412, 2000, 7.9, 240)
 '412/2,000 records (20%), 7.9 calls/s, ETA 4m'
+>>> format_load_progress(142000, 500000, 4)
+"142,000 of 500,000 records sent; about 4 more days at this tenant's quota"
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
-__all__ = ["Log", "Progress", "format_duration", "format_progress"]
+__all__ = ["Log", "Progress", "format_duration", "format_load_progress", "format_progress"]
 
 
 class Log(Protocol):
@@ -57,6 +59,20 @@ def format_progress(
     if eta_seconds is not None:
         text += f", ETA {format_duration(eta_seconds)}"
     return text
+
+
+def format_load_progress(sent: int, total: int, days_left: int) -> str:
+    """``142,000 of 500,000 records sent; about 4 more days at this tenant's quota``, or ``...; nothing waits
+    for the daily quota`` when everything is sent.
+
+    :param sent: records the job holds or was sent.
+    :param total: those and the records still waiting for the daily quota.
+    :param days_left: days of the tenant's daily quota the rest takes.
+    """
+    text = f"{sent:,} of {total:,} records sent"
+    if sent >= total or days_left < 1:
+        return f"{text}; nothing waits for the daily quota"
+    return f"{text}; about {days_left} more day{'s' if days_left > 1 else ''} at this tenant's quota"
 
 
 class Progress:
