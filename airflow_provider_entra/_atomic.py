@@ -19,6 +19,7 @@ import contextlib
 import os
 import stat
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import IO
 
@@ -62,7 +63,7 @@ def private_mkdir(folder: Path) -> None:
             os.chmod(path, PRIVATE_DIR_MODE)
 
 
-def atomic_write_bytes(target: Path, data: bytes) -> None:
+def atomic_write_bytes(target: Path, data: bytes | Iterable[bytes]) -> None:
     """Replace the local file ``target`` with ``data`` atomically; missing parent folders are created.
 
     The temporary file is created by :func:`tempfile.mkstemp` as ``.<name>.<random>.tmp`` in the target's
@@ -70,13 +71,17 @@ def atomic_write_bytes(target: Path, data: bytes) -> None:
     created ``0700`` (:func:`private_mkdir`).
 
     :param target: the local file to write.
-    :param data: the complete new content.
+    :param data: the complete new content, or its pieces in order (written as they come: a large file need
+        not be held in memory whole).
     """
     private_mkdir(target.parent)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+            if isinstance(data, (bytes, bytearray, memoryview)):
+                handle.write(data)
+            else:
+                handle.writelines(data)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, target)

@@ -46,6 +46,7 @@ __all__ = [
     "join",
     "local_path",
     "read_bytes",
+    "read_columns",
     "read_frame",
     "read_jsonl",
     "write_bytes",
@@ -122,20 +123,20 @@ def read_bytes(path: Any) -> bytes:
         return handle.read()
 
 
-def write_bytes(path: Any, data: bytes) -> Any:
-    """Write ``data`` to ``path`` whole: atomically and owner-only (``0600``) on a local disk, as one upload
-    on an object store. Returns ``path``."""
+def write_bytes(path: Any, data: bytes | Iterable[bytes]) -> Any:
+    """Write ``data`` (bytes, or its pieces in order) to ``path`` whole: atomically and owner-only
+    (``0600``) on a local disk, as one upload on an object store. Returns ``path``."""
     write_bytes_on(*fs_and_path(path), data)
     return path
 
 
-def write_bytes_on(fs: Any, inner: str, data: bytes) -> None:
+def write_bytes_on(fs: Any, inner: str, data: bytes | Iterable[bytes]) -> None:
     """:func:`write_bytes` on a filesystem already resolved (keeps the credentials an ``ObjectStoragePath``
     carries in its ``fs``).
 
     :param fs: the fsspec filesystem (:func:`fs_and_path`).
     :param inner: the path inside it.
-    :param data: the complete content.
+    :param data: the complete content, or its pieces in order (written as they come).
     """
     if is_local(fs):
         atomic_write_bytes(Path(inner), data)
@@ -144,7 +145,11 @@ def write_bytes_on(fs: Any, inner: str, data: bytes) -> None:
     if parent:
         fs.makedirs(parent, exist_ok=True)
     with fs.open(inner, "wb") as handle:
-        handle.write(data)
+        if isinstance(data, (bytes, bytearray, memoryview)):
+            handle.write(data)
+        else:
+            for piece in data:
+                handle.write(piece)
 
 
 def _suffix(path: Any) -> str:
@@ -169,6 +174,20 @@ def read_frame(path: Any, **kwargs: Any) -> pd.DataFrame:
     options: dict[str, Any] = {"dtype": str, "keep_default_na": False, "encoding": "utf-8-sig"}
     options.update(kwargs)
     return pd.read_csv(data, **options)
+
+
+def read_columns(path: Any, columns: Iterable[str]) -> pd.DataFrame:
+    """Only the listed ``columns`` of a Parquet file, those it has (the others are not decoded at all).
+
+    :param path: local path, URL or ``ObjectStoragePath`` of a ``.parquet`` file.
+    :param columns: the columns wanted, in the order wanted.
+    """
+    import pyarrow.parquet as pq
+
+    data = io.BytesIO(read_bytes(path))
+    present = set(pq.read_schema(data).names)
+    data.seek(0)
+    return pd.read_parquet(data, columns=[c for c in columns if c in present])
 
 
 def write_frame(frame: pd.DataFrame, path: Any, *, index: bool = False) -> Any:

@@ -70,3 +70,12 @@ def test_local_writes_are_atomic_and_owner_only(tmp_path: Path) -> None:
     assert stat.S_IMODE(target.stat().st_mode) == 0o600
     assert stat.S_IMODE(target.parent.stat().st_mode) == 0o700
     assert [p.name for p in target.parent.iterdir()] == ["file.parquet"]  # no temporary file left
+
+
+def test_bytes_written_in_pieces_and_columns_read_alone(folder) -> None:
+    path = _fsio.join(folder, "requests.jsonl")
+    _fsio.write_bytes(path, (piece for line in (b"{}", b"[]") for piece in (line, b"\n")))
+    assert _fsio.read_bytes(path) == b"{}\n[]\n"
+    frame_path = _fsio.join(folder, "delta.parquet")
+    _fsio.write_frame(pd.DataFrame({"a": ["1"], "b": ["2"], "c": ["3"]}), frame_path)
+    assert _fsio.read_columns(frame_path, ["c", "missing", "a"]).to_dict("list") == {"c": ["3"], "a": ["1"]}

@@ -682,8 +682,10 @@ class OperationStore:
 
     def request_bytes(self, start: int, stop: int) -> bytes:
         """The bulk request holding operations ``start`` to ``stop - 1``."""
-        body = b"".join(self._segments(start, stop))
-        return REQUEST_HEAD + body[:-1] + REQUEST_TAIL  # the last operation's trailing comma goes
+        segments = list(self._segments(start, stop))
+        if segments:
+            segments[-1] = segments[-1][:-1]  # the last operation's trailing comma goes
+        return b"".join([REQUEST_HEAD, *segments, REQUEST_TAIL])
 
 
 def iter_chunks(n: int, size: int | None = None) -> Iterator[tuple[int, int]]:

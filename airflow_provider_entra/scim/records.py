@@ -266,6 +266,34 @@ class MappedRecords:
         )
 
     @classmethod
+    def from_staged(cls, frame: pd.DataFrame, mapping: AttributeMapping) -> MappedRecords | None:
+        """Records a pipeline step mapped and staged (``mapped.parquet``, ``delta.parquet``), taken as they
+        are: their values were checked when they were mapped, so only the frame's shape is checked here, in
+        a few column-wise passes. ``None`` when the frame does not have that shape (then
+        :meth:`from_frame` checks every value again, setting aside what fails).
+
+        The shape: a ``record_hash`` on every row (what a mapping step writes), a column for every path of
+        ``mapping`` of the type its attribute has (true/false, whole numbers, else text), the required
+        attributes present on every row, and each externalId once.
+
+        :param frame: the staged frame; its index labels (integers) are the row ids. Other columns (the
+            plan's ``change``...) are left out of the records.
+        :param mapping: the mapping whose paths the columns follow.
+        """
+        if RECORD_HASH not in frame.columns or frame[RECORD_HASH].isna().any():
+            return None
+        for spec in mapping.attributes:
+            path = str(spec.path)
+            if path not in frame.columns or not _staged_type(frame[path].dtype, spec.value_type):
+                return None
+            if spec.required and _empty(frame[path]).any():
+                return None
+        if "externalId" not in mapping.paths or frame["externalId"].duplicated().any():
+            return None
+        order = ["externalId", *[p for p in mapping.paths if p != "externalId"], RECORD_HASH]
+        return cls(frame[order], empty_rejected(), _collapsed_frame([], [], []), mapping, len(frame))
+
+    @classmethod
     def from_frame(cls, frame: pd.DataFrame, mapping: AttributeMapping) -> MappedRecords:
         """Rebuild records from a frame with one column per SCIM path (e.g. rows of a stored snapshot, or
         a ``.frame`` whose values were changed); values are checked again and ``record_hash`` recomputed.
@@ -297,6 +325,23 @@ class MappedRecords:
         except (TypeError, ValueError):
             row_ids = np.arange(len(frame), dtype=np.int64)
         return _map(frame, identity, row_ids, result_mapping=mapping)
+
+
+def _staged_type(dtype: object, value_type: str) -> bool:
+    """Whether a staged column's dtype is what :func:`map_records` writes for ``value_type``."""
+    if value_type == BOOLEAN:
+        return pd.api.types.is_bool_dtype(dtype)
+    if value_type == INTEGER:
+        return pd.api.types.is_integer_dtype(dtype)
+    return isinstance(dtype, pd.StringDtype)
+
+
+def _empty(values: pd.Series) -> pd.Series:
+    """Missing or empty text (what the mapping treats as no value)."""
+    missing = values.isna()
+    if isinstance(values.dtype, pd.StringDtype):
+        missing |= values.str.strip() == ""
+    return missing
 
 
 def _map(

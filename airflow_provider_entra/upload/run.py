@@ -99,7 +99,7 @@ class UploadRun:
         :param base: :meth:`start`'s summary.
         """
         requests_path = self.out / DRY_RUN_REQUESTS_NAME
-        write_bytes(requests_path, b"".join(request.body + b"\n" for request in self.plan.requests))
+        write_bytes(requests_path, (part for r in self.plan.requests for part in (r.body, b"\n")))  # streamed
         summary = {
             **base,
             **NOTHING_SENT,

@@ -171,3 +171,66 @@ def test_payloads_must_be_native_dicts():
     for value in (json.dumps([user("1")]), "None", 7, [user("1"), "x"]):
         with pytest.raises(PlanningError, match="payloads must be a list .* e.g. task.output"):
             payload_list(value)
+
+
+def test_records_a_step_staged_are_taken_as_they_are(tmp_path, records, mapping):
+    """mapped.parquet / delta.parquet: values checked when mapped; only the shape is checked again."""
+    path = tmp_path / "mapped.parquet"
+    records.frame.assign(change="joiner").to_parquet(path)
+    staged = pd.read_parquet(path)
+    again, kind = map_input(staged, kind="mapped", mapping=mapping)
+    assert kind == "mapped" and again.frame.columns.tolist() == records.frame.columns.tolist()
+    assert again.frame.equals(records.frame) and again.rejected.empty
+    assert [r.body for r in plan_records(again, PlanOptions(bulk_id_prefix="s-")).requests] == [
+        r.body for r in plan_records(records, PlanOptions(bulk_id_prefix="s-")).requests
+    ]
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ("no hash", "userName is empty"),
+        ("empty userName", "userName is empty"),
+        ("active as text", "active"),
+    ],
+)
+def test_a_frame_not_shaped_as_staged_has_its_values_checked_again(records, mapping, change, reason):
+    """Without the staged shape nothing is trusted: a bad row is set aside with its reason, nothing lost."""
+    frame = records.frame.copy()
+    first = frame["externalId"].iloc[0]
+    if change == "no hash":
+        frame = frame.drop(columns="record_hash")
+        frame.iloc[0, frame.columns.get_loc("userName")] = ""
+    elif change == "empty userName":
+        frame.iloc[0, frame.columns.get_loc("userName")] = "  "
+    else:
+        frame["active"] = frame["active"].map({True: "true", False: "false"}).astype(str)
+        frame.iloc[0, frame.columns.get_loc("active")] = "maybe"
+    again, _ = map_input(frame, kind="mapped", mapping=mapping)
+    assert again.rejected["externalId"].tolist() == [first]
+    assert reason in again.rejected["reason"].iloc[0]
+    assert len(again.frame) == len(frame) - 1
+
+
+def test_a_staged_frame_with_an_external_id_twice_is_checked_again(records, mapping):
+    frame = pd.concat([records.frame, records.frame.iloc[:1]])
+    again, _ = map_input(frame, kind="mapped", mapping=mapping)
+    assert len(again.frame) == len(records.frame) and again.duplicates_collapsed == 1
+
+
+def test_a_stage_built_in_blocks_gives_the_same_requests(monkeypatch, records):
+    whole = plan_records(records, PlanOptions(bulk_id_prefix="b-", max_operations=7))
+    monkeypatch.setattr("airflow_provider_entra.upload.planning.BLOCK_REQUESTS", 2)  # 14 records a block
+    blocks = plan_records(records, PlanOptions(bulk_id_prefix="b-", max_operations=7))
+    assert [(r.seq, r.stage, r.body, r.external_ids) for r in blocks.requests] == [
+        (r.seq, r.stage, r.body, r.external_ids) for r in whole.requests
+    ]
+    built = build_bulk_requests(records, bulk_id_prefix="b-", max_operations=7)
+    single = plan_records(records, PlanOptions(bulk_id_prefix="b-", max_operations=7, managers_first=False))
+    assert [r.body for r in single.requests] == list(built.iter_request_bytes())
+
+
+def test_a_request_is_held_compressed_and_given_back_byte_for_byte(records):
+    request = plan_records(records, PlanOptions(bulk_id_prefix="")).requests[0]
+    assert len(request.packed) * 3 < request.size == len(request.body)
+    assert fingerprint(request.body) == request.fingerprint
