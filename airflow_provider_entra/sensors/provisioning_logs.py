@@ -45,6 +45,7 @@ from airflow.providers.common.compat.sdk import (
     conf,
 )
 
+from airflow_provider_entra import _fsio
 from airflow_provider_entra._time import utc
 from airflow_provider_entra.hooks.entra import EntraHook
 from airflow_provider_entra.links import EntraProvisioningLogsLink
@@ -285,8 +286,8 @@ class EntraProvisioningLogSensor(BaseSensorOperator):
         """When this verification started: kept beside the collected entries, so a sensor in ``reschedule``
         mode (``execute`` runs again on every poke) and a retry keep the first start."""
         path = self._report_dir() / STARTED_NAME
-        if path.exists():
-            return path.read_text().strip()
+        if _fsio.exists(path):
+            return _fsio.read_bytes(path).decode().strip()
         started = datetime.now(timezone.utc).isoformat()
         write_bytes(path, started.encode())
         return started
@@ -380,6 +381,7 @@ class EntraProvisioningLogSensor(BaseSensorOperator):
         self._verify_started_at = verify_started_at or event.get("started_at")
         if event.get("status") == STATUS_ERROR:
             raise AirflowException(f"Reading the provisioning logs failed: {event.get('message')}")
+        self._check_sees_collected(event)
         status = STATUS_TIMEOUT if event.get("status") == STATUS_TIMEOUT else STATUS_COMPLETE
         if status == STATUS_TIMEOUT:
             self.log.warning(
@@ -388,6 +390,24 @@ class EntraProvisioningLogSensor(BaseSensorOperator):
                 event.get("expected"),
             )
         return self._finish(context, status, deferred=True)
+
+    def _check_sees_collected(self, event: Mapping[str, Any]) -> None:
+        """Fail, rather than judge on partial data, when this worker reads fewer entries than the trigger
+        collected: the staging root is not one storage for both (a local path on two machines)."""
+        collected = event.get("entries")
+        if collected is None or not self.summary.get("first_submit"):
+            return
+        self._collector = None  # what the storage holds now, not what this instance polled before deferring
+        seen = self._collector_for_run().entries
+        if seen < int(collected):
+            raise AirflowException(
+                f"The triggerer collected {collected} provisioning-log entries into "
+                f"{event.get('entries_path')}, but this worker reads {seen} there: the staging root is not "
+                "the same storage for the triggerer and the workers. Nothing is judged on partial data. Set "
+                "the Airflow Variable entra_staging_path to object storage both reach (s3://, abfs://, "
+                "gs://...), or share the local staging root between them (NFS) and set the Variable "
+                "entra_staging_shared to true."
+            )
 
     def _log_progress(self, resolved: int, expected: int, requests: int, pending: int) -> None:
         self.log.info(

@@ -19,6 +19,10 @@ and entries already collected are skipped by their ``id``. Requests are paced by
 
 Entries about the upload's externalIds are appended to a JSON Lines file (``entries_path``) as they arrive,
 with a small state file beside it, so a restarted triggerer (or a rescheduled sensor) resumes where it was.
+The file is under the run's staging root, the one storage the triggerer and every worker reach (object
+storage when they run on different machines: preflight refuses a local root with a distributed executor).
+The event that ends the wait stays small (counts, no entries: it is stored in the Airflow database) and says
+how many entries were collected, so the resumed sensor notices when it cannot see them all.
 
 Each record is verified only by its own entries: an entry counts for record X only when it is dated at or
 after X's acceptance (``accepted_at`` column of the upload's ids file, see :func:`load_acceptance`) minus
@@ -45,6 +49,7 @@ import pandas as pd
 from airflow.providers.common.compat.connection import get_async_connection
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from airflow_provider_entra import _fsio
 from airflow_provider_entra._time import utc
 from airflow_provider_entra.exceptions import EntraAuthError, EntraError
 from airflow_provider_entra.hooks.entra import EntraHook
@@ -221,8 +226,8 @@ class ProvisioningLogCollector:
         """Load entries and counters collected earlier (by another process or try); returns ``self``."""
         for entry in read_jsonl(self.entries_path, missing_ok=True):
             self._take(entry)
-        if self.state_path.exists():
-            state = json.loads(self.state_path.read_text())
+        if _fsio.exists(self.state_path):
+            state = json.loads(_fsio.read_bytes(self.state_path))
             self.log_requests = int(state.get("log_requests", 0))
             self.polls = int(state.get("polls", 0))
             if state.get("all_seen_at"):
@@ -271,6 +276,11 @@ class ProvisioningLogCollector:
     def resolved(self) -> int:
         """Records with at least one entry."""
         return len(self._latest)
+
+    @property
+    def entries(self) -> int:
+        """Entries of ours collected (in ``entries_path``), all polls and processes together."""
+        return len(self._seen_entries)
 
     @property
     def pending_references(self) -> int:
@@ -346,9 +356,10 @@ class ProvisioningLogCollector:
 class EntraProvisioningLogTrigger(BaseTrigger):
     """Poll the provisioning logs until every externalId sent has an outcome, or ``timeout_at`` passes.
 
-    Yields one event (plain JSON): ``{"status": "complete" | "timeout" | "error", "entries_path",
-    "log_requests", "polls", "resolved", "expected", "pending_references", "started_at"}`` (``"message"`` on
-    error).
+    Yields one event (plain JSON, a few hundred bytes whatever the upload's size): ``{"status": "complete" |
+    "timeout" | "error", "entries_path", "entries", "log_requests", "polls", "resolved", "expected",
+    "pending_references", "started_at"}`` (``"message"`` on error). ``entries`` counts the entries collected
+    in ``entries_path``: the resumed task, maybe on another machine, checks it reads as many.
 
     The connection is read with common-compat's ``get_async_connection`` (``aget_connection`` on Airflow
     >= 3.3.2, a worker thread before); the hook's blocking calls (token, HTTP, pacing) run in a worker thread
@@ -443,6 +454,7 @@ class EntraProvisioningLogTrigger(BaseTrigger):
         }
         if collector is not None:
             payload.update(
+                entries=collector.entries,
                 log_requests=collector.log_requests,
                 polls=collector.polls,
                 resolved=collector.resolved,
