@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from airflow_provider_entra._fsio import exists, join, read_frame, write_frame
+from airflow_provider_entra._fsio import exists, join, read_columns, read_frame, write_frame
 from airflow_provider_entra.provisioning import ledger as _ledger
 from airflow_provider_entra.provisioning.feed import hr_schema, load_mapping
 from airflow_provider_entra.provisioning.normalise import CSV2SCIM_COLUMNS, HrSchema
@@ -70,11 +70,11 @@ def _dates_by_id(mapped: pd.DataFrame, normalised_path: Any | None, schema: HrSc
     column)."""
     if normalised_path is None or not exists(normalised_path):
         return None
-    normalised = read_frame(normalised_path)
+    normalised = read_columns(normalised_path, [schema.worker_id, column])
     if column not in normalised.columns:
         return None
     dates = pd.to_datetime(normalised[column], utc=True, errors="coerce", format="ISO8601")
-    by_id = pd.Series(dates.to_numpy(), index=normalised[schema.worker_id].astype(str))
+    by_id = pd.Series(dates.array, index=normalised[schema.worker_id].astype(str))
     by_id = by_id[~by_id.index.duplicated()]
     return mapped["externalId"].astype(str).map(by_id)
 
@@ -227,7 +227,7 @@ def stages(delta_path: Any, ledger: Any, out_dir: Any) -> dict[str, Any]:
     :return: ``{"stage_sizes", "records", "cycles", "branch_warnings", "stage_order_path",
         "known_ids_path"}``.
     """
-    delta = read_frame(delta_path)
+    delta = read_columns(delta_path, ["externalId", SCIM_MANAGER_COLUMN])  # all the ordering reads
     state = _ledger.read_ledger(ledger).state
     known = pd.DataFrame({"externalId": state["externalId"].astype(str)})
     known_path = _write_parquet(known, join(out_dir, KNOWN_IDS_NAME))
