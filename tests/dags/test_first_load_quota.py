@@ -138,3 +138,35 @@ def test_a_first_load_larger_than_a_days_quota_completes_over_five_daily_runs(
     # The shared record counted the same calls; it keeps two days (the last two runs' files).
     record = [line for path in (staging / "quota").glob("*/*.jsonl") for line in read_jsonl(path)]
     assert sum(line["calls"] for line in record) == sum(calls[-2:])
+
+
+def test_a_run_on_a_day_already_spent_sends_nothing_and_does_not_fail(dags, entra_env, tmp_path, monkeypatch):
+    """Two runs the same day with 3 calls a day: the second finds the allowance spent by the first, makes no
+    call, verifies nothing, and ends as a partial load with the same progress."""
+    emulator = entra_env
+    emulator.configure(daily_quota=3)
+    conn = json.loads(json.dumps(emulator.info["airflow_conn"]))
+    conn["extra"]["daily_call_budget"] = 3
+    monkeypatch.setenv("AIRFLOW_CONN_ENTRA_DEFAULT", json.dumps(conn))
+    first = dags.run(DAG_ID, tmp_path / "staging")
+    assert first.state == DagRunState.SUCCESS, dags.states(first)
+    before = dags.xcom(first, "report")["progress"]
+    assert before["unsent"] > 0 and before["sent"] + before["unsent"] == before["total"] == 300
+
+    second = dags.run(DAG_ID, tmp_path / "staging")
+    assert second.state == DagRunState.SUCCESS, dags.states(second)
+    uploaded, report = dags.xcom(second, "upload"), dags.xcom(second, "report")
+    assert (uploaded["sent_records"], uploaded["unsent_records"]) == (0, before["unsent"])
+    assert uploaded["daily_quota"] | {"frees_at": None} == {
+        "daily_call_budget": 3,
+        "used_before": 3,
+        "calls": 0,
+        "left": 0,
+        "stopped": "allowance",
+        "frees_at": None,
+        "per_day": 3,
+        "days_left": before["days_left"],
+    }
+    assert dags.xcom(second, "verify")["records"] == 0
+    assert report["status"] == "partial" and report["progress"] == before
+    assert emulator.stats()["calls"]["bulkUpload"] == 3 and emulator.stats()["throttled_total"] == 0
