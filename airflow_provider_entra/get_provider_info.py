@@ -131,7 +131,8 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
     },
     "daily_call_budget": {
         "label": "Daily call budget",
-        "description": "bulkUpload calls allowed per tenant per 24 h (Governance: 6000, P1/P2: 2000).",
+        "description": "bulkUpload calls allowed per tenant in any 24 h (Governance: 6000, P1/P2: 2000); "
+        "uploads count them under the staging root, shared by every worker, and stop when spent.",
         "schema": {"type": ["integer", "null"], "default": 6000},
     },
     "timeout": {

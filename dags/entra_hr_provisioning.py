@@ -17,7 +17,9 @@ New here? Start with ``entra_quickstart``; this is the full run you schedule. Ea
    ``max_quarantine_count`` / ``max_quarantine_percent`` were quarantined. To go ahead: approve the
    ``approve_disables`` task in the UI (Airflow >= 3.1, "Required actions"), or trigger again with
    ``approve_disables: true`` / ``approve_quarantine: true``.
-6. ``stages`` + ``upload``: managers first, 50 records per bulkUpload call, paced, resumable.
+6. ``stages`` + ``upload``: managers first, 50 records per bulkUpload call, paced, resumable, within the
+   tenant's daily allowance (the connection's ``daily_call_budget``): a load larger than a day's quota sends
+   what today allows and the run ends ``partial``; the next run carries on (docs/connection.md).
 7. ``verify``: wait in the triggerer for every record's outcome in the provisioning logs.
 8. ``commit``: only what the logs prove enters the ledger (the rest is sent again next run); publishes the
    ``entra_hr_snapshot`` Asset, which starts ``entra_admin_accounts``.
