@@ -13,7 +13,7 @@ Messages never contain a secret (client secret, private key, assertion or access
      +-- EntraConnectionConfigError     the Airflow connection is incomplete or invalid (names the field)  [1]
      +-- EntraAuthError                 no token (wrong secret/cert, unknown app), 401, 403 (names permission)
      +-- EntraThrottledError            429 still answered after the retries (burst limit)
-     |    +-- EntraQuotaExhaustedError  the daily call budget is spent (checked before sending, or a long 429)
+     |    +-- EntraQuotaExhaustedError  a 429 with a Retry-After beyond the retry cap: the daily quota
      +-- EntraPayloadRejectedError      the request was refused as malformed (local check, 400, 413)  [1]
      +-- EntraApiError                  any other Graph error (404, 409, 5xx after retries, unreadable body)
 
@@ -44,7 +44,7 @@ class EntraError(AirflowException):
     :param status_code: HTTP status of the response that caused the error, if any.
     :param error_code: Graph ``error.code`` or the token endpoint's ``error``/AADSTS code, if any.
     :param request_id: Graph ``request-id`` (or the token endpoint's trace id), for Microsoft support.
-    :param retry_after: seconds the server asked to wait, or until the local budget frees up, if known.
+    :param retry_after: seconds the server asked to wait, if known.
     :param graph_message: Graph's ``error.message`` (without the status, code or request id), if any.
     """
 
@@ -131,7 +131,9 @@ class EntraThrottledError(EntraError):
 
 
 class EntraQuotaExhaustedError(EntraThrottledError):
-    """The daily call budget is spent: refused before sending, or a 429 with a long Retry-After."""
+    """Graph answered 429 with a ``Retry-After`` longer than the retry cap: the tenant's daily quota is spent
+    (the upload operator stops sending cleanly on it; the allowance it counts itself is in
+    :mod:`airflow_provider_entra.upload.quota`)."""
 
 
 class EntraPayloadRejectedError(EntraError):
