@@ -55,7 +55,7 @@ DAG_ID = "entra_provisioning_review"
 def entra_provisioning_review() -> None:
     EntraJobHealthOperator(task_id="job_health", entra_conn_id="{{ params.entra_conn_id }}")
 
-    @task
+    @task(pool="entra_api")  # one tenant, one budget: docs/deployment.md
     def review_logs(params: dict[str, Any] | None = None, run_id: str | None = None) -> dict[str, Any]:
         """Summarise the window's provisioning logs; fail past the thresholds."""
         hook = EntraHook(params["entra_conn_id"])

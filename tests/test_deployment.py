@@ -332,8 +332,15 @@ def test_airflow_init_creates_the_pool_the_example_dags_use_once(services: dict[
     create = script.index("/entrypoint airflow pools set entra_api 1 ")
     assert script.index("/entrypoint airflow pools get entra_api") < create  # a resized pool is kept
     assert script.index("/entrypoint airflow version") < create  # the database is migrated by then
-    for dag in ("entra_hr_provisioning", "entra_admin_accounts", "entra_on_demand", "entra_quickstart"):
-        assert (REPO / "dags" / f"{dag}.py").read_text().count('pool="entra_api"') == 2, dag
+    graph_tasks = {  # upload and verify; the review's log reading
+        "entra_hr_provisioning": 2,
+        "entra_admin_accounts": 2,
+        "entra_on_demand": 2,
+        "entra_quickstart": 2,
+        "entra_provisioning_review": 1,
+    }
+    for dag, count in graph_tasks.items():
+        assert (REPO / "dags" / f"{dag}.py").read_text().count('pool="entra_api"') == count, dag
 
 
 # --- the emulator, wired in ---------------------------------------------------------------------------------
