@@ -5,9 +5,12 @@
 * planning: 1,000,000 HR rows with 1% churn through validate, normalise, map, delta and payload build
   (``bench_planning.py``);
 * payload builder: column-wise against ``iterrows()`` and scim2-models (``bench_payloads.py``);
-* request preparation: the upload operator's planning against the builder alone (``bench_prepare.py``).
+* request preparation: the upload operator's planning against the builder alone (``bench_prepare.py``);
+* the HR DAG: a generated export of 1,000,000 rows through its tasks in dry run, each task in its own
+  process (wall time, the largest task's peak memory, planning at 1% churn, the upload against the builder;
+  ``bench_dag.py``), beside issue 16's figures.
 
-The first three and the last run in their own process each (so one's memory does not count against
+All but the payload benchmark run in their own process each (so one's memory does not count against
 another's peak); the payload benchmark runs in this one. Numbers go to ``bench/results.json``, and a
 Markdown copy with the date and the machine to ``bench/RESULTS.md``. Nothing is asserted: a missed target
 is shown as ``MISSED``.
@@ -32,8 +35,22 @@ sys.path.insert(0, str(BENCH))
 
 from _common import machine  # noqa: E402
 
-FULL = {"upload": 20_000, "verify": 10_000, "planning": 1_000_000, "payloads": 1_000_000, "prepare": 500_000}
-QUICK = {"upload": 4_000, "verify": 1_000, "planning": 50_000, "payloads": 50_000, "prepare": 50_000}
+FULL = {
+    "upload": 20_000,
+    "verify": 10_000,
+    "planning": 1_000_000,
+    "payloads": 1_000_000,
+    "prepare": 500_000,
+    "dag": 1_000_000,
+}
+QUICK = {
+    "upload": 4_000,
+    "verify": 1_000,
+    "planning": 50_000,
+    "payloads": 50_000,
+    "prepare": 50_000,
+    "dag": 50_000,
+}
 
 
 def _run_script(script: str, *args: str) -> dict[str, Any]:
@@ -163,6 +180,80 @@ def _rows(results: dict[str, Any]) -> list[tuple[str, str, str, str, bool]]:
                 prep["operator_ratio"] <= prep["target_ratio"],
             ),
         ]
+    dag = results.get("dag")
+    if dag:
+        rows += _dag_rows(dag)
+    return rows
+
+
+def _dag_rows(dag: dict[str, Any]) -> list[tuple[str, str, str, str, bool]]:
+    """The HR DAG's dry run (``bench_dag.py``): each figure beside issue 16's (200,000 rows, one process)."""
+    base, target = dag["baseline"], dag["targets"]
+    issue = f"issue 16: {base['rows']:,} rows"
+    rows = [
+        (
+            f"HR DAG dry run, {dag['rows']:,} rows: seconds in its tasks",
+            f"{dag['wall_seconds']:.1f} s",
+            f"< {target['wall_seconds']:.0f} s",
+            f"{dag['wall_vs_builder']:.1f}x the builder alone",
+            dag["wall_seconds"] < target["wall_seconds"],
+        ),
+        (
+            f"  {issue}, one process",
+            f"{base['wall_seconds']} s",
+            "",
+            f"{dag['wall_seconds'] / base['wall_seconds']:.2f}x the issue's time, 5x the rows",
+            True,
+        ),
+        (
+            f"  largest task's peak memory ({dag['largest_task']})",
+            f"{dag['largest_peak_rss_mb']:,.0f} MB",
+            f"< {target['peak_rss_mb']:,.0f} MB",
+            f"{dag['largest_peak_rss_mb'] / target['peak_rss_mb']:.0%} of budget",
+            dag["largest_peak_rss_mb"] < target["peak_rss_mb"],
+        ),
+        (
+            f"  {issue}, peak of the one process",
+            f"{base['peak_rss_mb']:,.0f} MB",
+            "",
+            f"{dag['largest_peak_rss_mb'] / base['peak_rss_mb']:.2f}x",
+            True,
+        ),
+    ]
+    for name, task in dag["tasks_day1"].items():
+        rows.append(
+            (f"    task {name}", f"{task['seconds']:.1f} s", "", f"{task['peak_rss_mb']:,.0f} MB", True)
+        )
+    rows += [
+        (
+            f"  planning {dag['rows']:,} rows at {dag['churn']:.0%} churn (plan task)",
+            f"{dag['planning_seconds']:.1f} s",
+            f"< {target['planning_seconds']:.0f} s",
+            f"{dag['planning_seconds'] / target['planning_seconds']:.0%} of budget",
+            dag["planning_seconds"] < target["planning_seconds"],
+        ),
+        (
+            "    its peak memory",
+            f"{dag['planning_peak_rss_mb']:,.0f} MB",
+            f"< {target['planning_peak_mb']:,.0f} MB",
+            f"{dag['planning_peak_rss_mb'] / target['planning_peak_mb']:.0%} of budget",
+            dag["planning_peak_rss_mb"] < target["planning_peak_mb"],
+        ),
+        (
+            "  request preparation: upload task (dry run) vs builder",
+            f"{dag['upload_records_per_s']:,.0f} records/s",
+            f"<= {target['prepare_ratio']:g}x builder",
+            f"{dag['prepare_ratio']:.2f}x (builder {dag['builder_records_per_s']:,.0f}/s)",
+            dag["prepare_ratio"] <= target["prepare_ratio"],
+        ),
+        (
+            f"  {issue}: upload vs builder",
+            f"{base['upload_records_per_s']:,} records/s",
+            "",
+            f"{base['builder_vs_upload']:.0f}x",
+            True,
+        ),
+    ]
     return rows
 
 
@@ -229,6 +320,8 @@ def main(quick: bool = False) -> dict[str, Any]:
     results["payloads"] = payloads(sizes["payloads"], verbose=False)
     print("request preparation ...", flush=True)
     results["prepare"] = _run_script("bench_prepare.py", "--rows", str(sizes["prepare"]))
+    print("HR DAG dry run ...", flush=True)
+    results["dag"] = _run_script("bench_dag.py", "--rows", str(sizes["dag"]))
     results["total_seconds"] = time.perf_counter() - started
 
     print()

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from airflow_provider_entra._fsio import join, read_frame, write_frame
 from airflow_provider_entra.provisioning import ledger as _ledger
@@ -240,14 +241,20 @@ def transform(
     :raises HrSchemaError: when the export as a whole is unusable (a required column is missing).
     :raises MappingError: when the mapping reads a column the export does not have.
     """
-    raw = read_frame(hr_path)
-    book = _ledger.read_ledger(ledger)
-    state = book.state
     mapping_file = load_mapping(mapping_path)
     mapping = mapping_file.attributes
     schema = schema or hr_schema(mapping_file)
-    repaired = _repair_ids(raw, schema, state["externalId"], id_shape or schema.id_shape)
-    checked = validate_hr(repaired.frame, schema=schema, known_ids=state["externalId"])
+    # Of the ledger, only the ids, their UPNs and the UPNs Entra refused are read on: the rest is let go
+    # before the rows are worked on (a million-row ledger is some 250 MB).
+    book = _ledger.read_ledger(ledger)
+    known_ids = book.state["externalId"]
+    existing_upns = book.state.set_index("externalId")["UserPrincipalName"] if len(book.state) else None
+    taken_upns = book.taken_upns() if schema.upn_collisions == "suffix" else ()
+    del book
+    pa.default_memory_pool().release_unused()  # hand the ledger's memory back before the rows are read
+    raw = read_frame(hr_path)
+    repaired = _repair_ids(raw, schema, known_ids, id_shape or schema.id_shape)
+    checked = validate_hr(repaired.frame, schema=schema, known_ids=known_ids)
     # After the whole-file checks of validate_hr: every column the mapping reads, the nearest names offered.
     check = getattr(mapping_file, "check_columns", mapping.check_columns)
     check([*raw.columns, schema.upn, schema.mail_nickname])
@@ -255,11 +262,12 @@ def transform(
         checked.valid,
         schema=schema,
         upn_domain=schema.upn_domain or upn_domain,
-        existing_upns=state.set_index("externalId")["UserPrincipalName"] if len(state) else None,
+        existing_upns=existing_upns,
         timezone=timezone_offset,
-        taken_upns=book.taken_upns() if schema.upn_collisions == "suffix" else (),
+        taken_upns=taken_upns,
     )
     frame = normalised.frame
+    pa.default_memory_pool().release_unused()  # what validation and normalisation let go
     mapped, mapping_rejected, collapsed_in_mapping = _map_normalised(frame, mapping)
     quarantine = concat_quarantine(
         [repaired.rejected, checked.rejected, normalised.rejected, mapping_rejected]

@@ -47,6 +47,7 @@ from airflow_provider_entra.provisioning.snapshot import (
     OK_STATUSES,
     conform_snapshot,
     empty_snapshot,
+    latest_rows,
     read_snapshot,
 )
 
@@ -234,26 +235,22 @@ def _list(path: Any) -> tuple[Any, str, list[str]]:
 
 
 def _read_parquet(path: str) -> pd.DataFrame:
-    return pd.read_parquet(io.BytesIO(read_bytes(path)))
+    # attr_names repeats one text on most rows: read as categories, it is never spelt out once per row.
+    return pd.read_parquet(io.BytesIO(read_bytes(path)), read_dictionary=["attr_names"])
 
 
 def _fold_state(frames: list[pd.DataFrame]) -> pd.DataFrame:
     frames = [f for f in frames if len(f)]
     if not frames:
         return empty_snapshot()
+    if len(frames) == 1:  # one folded file: unique ids, written in externalId order (no sort, no copy)
+        ids = frames[0]["externalId"]
+        if ids.is_unique and ids.is_monotonic_increasing:
+            return conform_snapshot(frames[0])
     stacked = conform_snapshot(
         pd.concat([conform_snapshot(f, unique=False) for f in frames], ignore_index=True), unique=False
     )
-    as_of = stacked["as_of"].fillna(stacked["last_verified_at"])
-    order = pd.DataFrame(
-        {
-            "id": stacked["externalId"],
-            "as_of": as_of.fillna(pd.Timestamp(0, tz="UTC")),
-            "verified": stacked["last_verified_at"].fillna(pd.Timestamp(0, tz="UTC")),
-        }
-    )
-    latest = order.sort_values(["id", "as_of", "verified"], kind="stable").drop_duplicates("id", keep="last")
-    return conform_snapshot(stacked.loc[latest.index].sort_values("externalId", kind="stable"))
+    return conform_snapshot(stacked.take(latest_rows(stacked)))
 
 
 def _fold_skips(frames: list[pd.DataFrame], state: pd.DataFrame) -> pd.DataFrame:

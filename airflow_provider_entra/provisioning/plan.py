@@ -343,10 +343,19 @@ def _explain_movers(
         rows = to_send[explain]
         names, digests = attribute_digests(rows)
         index = rows.index
-        before_names = take_text(snapshot["attr_names"], pos[explain], index)
+        before_names = _take_names(snapshot["attr_names"], pos[explain], index)
         before = take_text(snapshot["attr_digest"], pos[explain], index)
         out[explain] = changed_attributes(before_names, before, names, digests).to_numpy()
     return out
+
+
+def _take_names(names: pd.Series, positions: np.ndarray, index: pd.Index) -> pd.Series:
+    """The ledger's ``attr_names`` (categorical: a text per mapping) at ``positions`` (-1: none), as text."""
+    if not isinstance(names.dtype, pd.CategoricalDtype):
+        return take_text(names, positions, index)
+    codes = np.where(positions >= 0, names.cat.codes.to_numpy()[np.maximum(positions, 0)], -1)
+    texts = pd.Categorical.from_codes(codes, categories=names.cat.categories)
+    return pd.Series(texts, index=index).astype(TEXT_DTYPE)
 
 
 def _disable_records(missing: pd.DataFrame, mapped: pd.DataFrame, username_column: str) -> pd.DataFrame:

@@ -19,7 +19,9 @@ column                 dtype                       meaning
 ``as_of``              timestamp (UTC)             time of the log entry that proved the row (orders
                                                    commits of overlapping runs, see the ledger module)
 ``unresolved_manager`` text                        the manager externalId Entra could not set yet
-``attr_names``         text                        the attributes of ``attr_digest``, ``|``-joined
+``attr_names``         text (categorical)          the attributes of ``attr_digest``, ``|``-joined: the
+                                                   same text on most rows (one per mapping), so held
+                                                   once (a million rows of it would be some 850 MB)
 ``attr_digest``        text                        4 hex digits per attribute value (what changed)
 ``proof``              text                        success, warning, redundant (a skip), legacy
 ``run_id``             text                        the run that committed the row
@@ -36,6 +38,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from airflow_provider_entra._fsio import exists, read_frame
 from airflow_provider_entra.provisioning._hr import TEXT_DTYPE
@@ -46,6 +50,7 @@ __all__ = [
     "SNAPSHOT_DTYPES",
     "active_count",
     "empty_snapshot",
+    "latest_rows",
     "read_snapshot",
 ]
 
@@ -60,7 +65,7 @@ SNAPSHOT_DTYPES: dict[str, Any] = {
     "linked_external_id": TEXT_DTYPE,
     "as_of": "datetime64[us, UTC]",
     "unresolved_manager": TEXT_DTYPE,
-    "attr_names": TEXT_DTYPE,
+    "attr_names": "category",
     "attr_digest": TEXT_DTYPE,
     "proof": TEXT_DTYPE,
     "run_id": TEXT_DTYPE,
@@ -109,6 +114,38 @@ def conform_snapshot(df: pd.DataFrame, *, unique: bool = True) -> pd.DataFrame:
     if len(dup):
         raise ValueError(f"snapshot has repeated externalId(s): {', '.join(map(str, dup.unique()[:5]))}")
     return frame
+
+
+def latest_rows(stacked: pd.DataFrame) -> np.ndarray:
+    """Positions of each externalId's latest row in ``stacked`` (ledger rows of several files), in
+    externalId order: the row whose ``as_of`` (else ``last_verified_at``), then ``last_verified_at``, is
+    the latest, the later row on a tie. Only the ids on several rows are sorted by time (a day's commit
+    repeats a few ids of a million); one sort of the ids remaining gives the order.
+
+    :param stacked: conformed rows (:func:`conform_snapshot` with ``unique=False``).
+    """
+    ids = stacked["externalId"]
+    keep = np.ones(len(stacked), dtype=bool)
+    repeated = ids.duplicated(keep=False).to_numpy()
+    if repeated.any():
+        rows = stacked[repeated]
+        never = pd.Timestamp(0, tz="UTC")
+        order = pd.DataFrame(
+            {
+                "id": rows["externalId"],
+                "as_of": rows["as_of"].fillna(rows["last_verified_at"]).fillna(never),
+                "verified": rows["last_verified_at"].fillna(never),
+                "position": np.flatnonzero(repeated),
+            }
+        )
+        latest = order.sort_values(["id", "as_of", "verified"], kind="stable").drop_duplicates(
+            "id", keep="last"
+        )
+        keep[repeated] = False
+        keep[latest["position"].to_numpy()] = True
+    winners = np.flatnonzero(keep)
+    kept_ids = pa.array(ids, from_pandas=True).take(pa.array(winners))
+    return winners[pc.sort_indices(kept_ids).to_numpy()]
 
 
 def read_snapshot(path: str | os.PathLike[str] | Any) -> pd.DataFrame:
