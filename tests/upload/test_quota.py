@@ -8,6 +8,7 @@ import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from airflow_provider_entra._fsio import read_jsonl
@@ -125,3 +126,56 @@ def test_names_and_days() -> None:
     assert [days_left(n, 10) for n in (0, 1, 10, 11)] == [0, 1, 1, 2]
     with pytest.raises(ValueError):
         DailyUsage("/tmp/x", "a.jsonl", budget=0)
+
+
+def test_an_upload_stops_mid_split_and_the_next_day_carries_on_without_resending(tmp_path: Path) -> None:
+    """Budget 4 a day, 120 records in 3 requests, record 10 bad: the first request is refused whole and
+    split; the allowance runs out among its parts. The run ends cleanly with what is left unsent and out of
+    the ids file; the next day the same plan resumes from the manifest and refusals, probing nothing twice."""
+    from airflow_provider_entra.upload import EXTERNAL_IDS_NAME, PlanOptions, Refused, plan_payloads
+    from airflow_provider_entra.upload.run import UploadRun
+
+    records = [
+        {"externalId": str(5000 + i), "userName": f"u{i}@contoso.com", "active": True} for i in range(120)
+    ]
+    records[10]["active"] = "yes"
+    plan = plan_payloads(records, PlanOptions(bulk_id_prefix="p-"))
+    clock, posted = Clock(), []
+
+    def upload_day() -> dict:
+        with usage(tmp_path / "quota", "upload.jsonl", 4, clock) as allowance:
+
+            def post(request) -> dict:
+                allowance.check()
+                allowance.spend(1)
+                posted.append(request.fingerprint)
+                if "5010" in request.external_ids:
+                    raise Refused("BadRequest", "active: must be a boolean")
+                stamp = clock().isoformat()
+                return {"status_code": 202, "submitted_at": stamp, "accepted_at": stamp}
+
+            run = UploadRun(tmp_path, plan)
+            return run.send(post, run.start())
+
+    first = upload_day()
+    assert len(posted) == 4 and first["stopped_by_quota"]
+    # depth first: 50 (0-49), 25 (0-24) and 13 (0-12) refused (5010 is in each), then 0-6 accepted
+    assert (first["sent_records"], first["unsent_records"], first["unsent_requests"]) == (7, 113, 3)
+    ids = set(pd.read_parquet(tmp_path / EXTERNAL_IDS_NAME)["externalId"])
+    assert ids == {str(5000 + i) for i in range(7)}
+
+    clock.advance(days=1)
+    second = upload_day()
+    assert len(set(posted)) == len(posted)  # nothing posted twice
+    assert second["stopped_by_quota"] and second["resumed_requests"] == 1 and second["sent_records"] > 7
+    for _ in range(5):
+        if not second["stopped_by_quota"]:
+            break
+        clock.advance(days=1)
+        second = upload_day()
+    assert second["stopped_by_quota"] is None and second["unsent_records"] == 0
+    assert (second["sent_records"], second["rejected_by_graph"]) == (119, 1)
+    assert len(set(posted)) == len(posted)
+    assert set(pd.read_parquet(tmp_path / EXTERNAL_IDS_NAME)["externalId"]) == {
+        r["externalId"] for r in records
+    } - {"5010"}
