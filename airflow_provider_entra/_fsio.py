@@ -49,6 +49,7 @@ __all__ = [
     "read_columns",
     "read_frame",
     "read_jsonl",
+    "read_rows",
     "write_bytes",
     "write_bytes_on",
     "write_frame",
@@ -188,6 +189,34 @@ def read_columns(path: Any, columns: Iterable[str]) -> pd.DataFrame:
     present = set(pq.read_schema(data).names)
     data.seek(0)
     return pd.read_parquet(data, columns=[c for c in columns if c in present])
+
+
+def read_rows(path: Any, positions: Any, *, batch_rows: int = 65_536) -> pd.DataFrame:
+    """The rows at ``positions`` (0-based, increasing) of a Parquet file written without its index, every
+    column, indexed by those positions; decoded a batch at a time, so memory holds one batch and the rows
+    kept, not the whole file.
+
+    :param path: local path, URL or ``ObjectStoragePath`` of a ``.parquet`` file.
+    :param positions: the rows wanted, in increasing order.
+    :param batch_rows: rows decoded at a time.
+    """
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    wanted = np.asarray(positions, dtype=np.int64)
+    parquet = pq.ParquetFile(io.BytesIO(read_bytes(path)))
+    kept, start = [], 0
+    for batch in parquet.iter_batches(batch_size=batch_rows):
+        stop = start + batch.num_rows
+        lo, hi = np.searchsorted(wanted, [start, stop])
+        if hi > lo:
+            kept.append(batch.take(pa.array(wanted[lo:hi] - start)))
+        start = stop
+    table = pa.Table.from_batches(kept, schema=parquet.schema_arrow)
+    frame = table.to_pandas()
+    frame.index = pd.Index(wanted)
+    return frame
 
 
 def write_frame(frame: pd.DataFrame, path: Any, *, index: bool = False) -> Any:

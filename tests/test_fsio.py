@@ -79,3 +79,13 @@ def test_bytes_written_in_pieces_and_columns_read_alone(folder) -> None:
     frame_path = _fsio.join(folder, "delta.parquet")
     _fsio.write_frame(pd.DataFrame({"a": ["1"], "b": ["2"], "c": ["3"]}), frame_path)
     assert _fsio.read_columns(frame_path, ["c", "missing", "a"]).to_dict("list") == {"c": ["3"], "a": ["1"]}
+
+
+def test_rows_are_read_a_batch_at_a_time(folder) -> None:
+    path = _fsio.join(folder, "mapped.parquet")
+    frame = pd.DataFrame({"id": [str(n) for n in range(10)], "on": [n % 2 == 0 for n in range(10)]})
+    _fsio.write_frame(frame.astype({"on": "boolean"}), path)
+    rows = _fsio.read_rows(path, [1, 4, 5, 9], batch_rows=3)
+    assert rows.index.tolist() == [1, 4, 5, 9] and rows["id"].tolist() == ["1", "4", "5", "9"]
+    assert rows.dtypes.to_dict() == _fsio.read_frame(path).dtypes.to_dict()
+    assert _fsio.read_rows(path, []).columns.tolist() == ["id", "on"]

@@ -42,6 +42,7 @@ Why:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -162,6 +163,7 @@ def plan_delta(
     stuck: pd.DataFrame | None = None,
     out_of_scope: np.ndarray | pd.Series | None = None,
     prehire: np.ndarray | pd.Series | None = None,
+    rows: Callable[[np.ndarray], pd.DataFrame] | None = None,
 ) -> DeltaPlan:
     """Plan joiners, movers, leavers, rehires, inactive workers and missing-from-feed disables (table in the
     module docstring).
@@ -185,6 +187,9 @@ def plan_delta(
     :param prehire: per mapped row, whether an active worker's hire date is still to come. Unless the ledger
         holds the account enabled already, such a worker is sent (and kept) disabled until that day, when the
         plan enables it as a ``rehire``; ``None``: no pre-hire policy.
+    :param rows: the whole mapped rows at some positions of ``mapped`` (increasing), indexed by those
+        positions, when ``mapped`` holds only ``externalId``, ``record_hash`` and ``active`` (a million
+        records need not all be in memory to send a few thousand); default: taken from ``mapped``.
     :return: :class:`DeltaPlan`.
     :raises ValueError: on a missing column, a blank or repeated externalId, or a missing ``active`` flag.
     """
@@ -265,7 +270,8 @@ def plan_delta(
     sendable = list(SENT_CHANGES) + (list(FULL_SYNC_EXTRA) if full_sync else [])
     send = np.isin(codes, [kind[k] for k in sendable])
     labels = np.asarray(ALL_CHANGES, dtype=object)
-    to_send = mapped[send].assign(change=pd.array(labels[codes[send]], dtype=TEXT_DTYPE))
+    whole = mapped[send] if rows is None else rows(np.flatnonzero(send))
+    to_send = whole.assign(change=pd.array(labels[codes[send]], dtype=TEXT_DTYPE))
     if before_start[send].any():  # pre-hires go out disabled
         to_send["active"] = to_send["active"].where(~before_start[send], False)
     to_send["changed_attributes"] = _explain_movers(to_send, snapshot, pos[send], retry[send])
@@ -285,7 +291,8 @@ def plan_delta(
     counts[HELD] = len(held)
     stuck_table = _stuck_table(stuck, ids[stuck_rows])
     if missing_policy == "disable":
-        disable = _disable_records(missing, mapped, username_column)
+        columns = mapped if rows is None else rows(np.zeros(0, dtype=np.int64))
+        disable = _disable_records(missing, columns, username_column)
         missing_stuck = _stuck_mask(disable["externalId"], disable["record_hash"], stuck)
         if missing_stuck.any():
             stuck_table = pd.concat(

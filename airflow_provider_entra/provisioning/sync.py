@@ -21,8 +21,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
-from airflow_provider_entra._fsio import exists, join, read_columns, read_frame, write_frame
+from airflow_provider_entra._fsio import exists, join, read_columns, read_frame, read_rows, write_frame
 from airflow_provider_entra.provisioning import ledger as _ledger
 from airflow_provider_entra.provisioning.feed import hr_schema, load_mapping
 from airflow_provider_entra.provisioning.normalise import CSV2SCIM_COLUMNS, HrSchema
@@ -44,6 +45,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+#: The columns of ``mapped.parquet`` the plan compares with the ledger (the rows sent are read whole).
+PLAN_KEYS = ("externalId", "record_hash", "active")
 #: Ids listed in a step's summary (XCom); the staged files hold all of them.
 MAX_LISTED_IDS = 50
 #: What to do with a joiner whose hire date is still to come: create the account disabled until that day
@@ -154,10 +157,12 @@ def plan(
         "stuck", "full_sync", "missing_policy", "delta_path"}``; ``stuck`` lists ``{"externalId",
         "reason", "detail", "runs", "action"}``.
     """
-    mapped = read_frame(mapped_path)
     schema = _schema(schema, mapping_path)
     book = _ledger.read_ledger(ledger)
     state = book.state
+    pa.default_memory_pool().release_unused()  # what reading the ledger let go
+    # The feed's keys only; the records to send are read whole afterwards, a batch at a time.
+    mapped = read_columns(mapped_path, PLAN_KEYS)
     held = read_frame(held_path)["externalId"] if held_path is not None and exists(held_path) else None
     now = today or datetime.now(timezone.utc)
     delta = plan_delta(
@@ -169,6 +174,7 @@ def plan(
         stuck=book.stuck(),
         out_of_scope=_out_of_scope(mapped, normalised_path, schema, inactive_scope_days, now),
         prehire=_prehires(mapped, normalised_path, schema, prehire_policy, now),
+        rows=lambda positions: read_rows(mapped_path, positions),
     )
     changes = {kind: int(count) for kind, count in delta.counts.items()}
     stuck = [

@@ -375,3 +375,26 @@ def test_a_joiner_before_the_hire_date_is_created_disabled_and_enabled_on_the_da
     # The start date has come: enabled.
     day_one = plan_delta(mapped(hr), state, prehire=pd.Series([False, False]))
     assert day_one.frame[["externalId", "change", "active"]].values.tolist() == [["2", "rehire", True]]
+
+
+def test_the_keys_and_the_rows_sent_read_alone_give_the_same_plan(tmp_path: Path) -> None:
+    """sync.plan compares only the keys and reads the rows sent afterwards: the very same delta."""
+    from airflow_provider_entra._fsio import read_rows
+    from airflow_provider_entra.provisioning.sync import PLAN_KEYS
+
+    hr = people([(str(n), "Active", "Sales") for n in range(1, 9)])
+    snapshot = commit_all(empty_snapshot(), plan_delta(mapped(hr), empty_snapshot()))
+    hr.loc[hr["WorkerID"] == "3", "Department"] = "Finance"  # a mover
+    hr.loc[hr["WorkerID"] == "5", "WorkerStatus"] = "Inactive"  # a leaver
+    hr = hr[hr["WorkerID"] != "7"]  # missing: disabled
+    feed = mapped(hr).reset_index(drop=True)
+    path = tmp_path / "mapped.parquet"
+    feed.to_parquet(path, index=False)
+    whole = plan_delta(feed, snapshot)
+    keys = plan_delta(feed[list(PLAN_KEYS)], snapshot, rows=lambda positions: read_rows(path, positions))
+    pd.testing.assert_frame_equal(keys.frame, whole.frame)
+    assert keys.counts == whole.counts and keys.frame["change"].tolist() == [
+        "mover",
+        "leaver",
+        "missing_disable",
+    ]

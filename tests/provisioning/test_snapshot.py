@@ -81,3 +81,23 @@ def test_invalid_snapshots_are_refused() -> None:
     assert len(conform_snapshot(twice, unique=False)) == 2
     with pytest.raises(ValueError, match="missing column"):
         conform_snapshot(twice.drop(columns="active"))
+
+
+def test_the_latest_row_of_each_id_in_id_order() -> None:
+    from airflow_provider_entra.provisioning.snapshot import latest_rows
+
+    t = pd.Timestamp("2026-01-02", tz="UTC")
+    rows = conform_snapshot(
+        pd.DataFrame(
+            {
+                "externalId": ["b", "a", "b", "c", "a"],
+                "record_hash": ["b1", "a1", "b2", "c1", "a2"],
+                "UserPrincipalName": ["b", "a", "b", "c", "a"],
+                "active": True,
+                "as_of": [t, t, t - pd.Timedelta(days=1), pd.NaT, t],  # a tie for a: the later row wins
+                "last_verified_at": t,
+            }
+        ),
+        unique=False,
+    )
+    assert rows["record_hash"].take(latest_rows(rows)).tolist() == ["a2", "b1", "c1"]
