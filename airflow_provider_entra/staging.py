@@ -42,6 +42,7 @@ from airflow_provider_entra.provisioning.feed import extract_csv, extract_sql, m
 from airflow_provider_entra.provisioning.inputs import InputError, check_inputs, parse_roots
 from airflow_provider_entra.provisioning.ledger import adopt_legacy_snapshot
 from airflow_provider_entra.provisioning.retention import purge_personal_data
+from airflow_provider_entra.upload.quota import QUOTA_FOLDER
 
 __all__ = [
     "FRAME_SUFFIXES",
@@ -57,6 +58,7 @@ __all__ = [
     "map_hr_export",
     "purge_old_runs",
     "read_frame",
+    "quota_root",
     "read_jsonl",
     "resolve_staging_root",
     "source_roots",
@@ -73,6 +75,9 @@ log = logging.getLogger(__name__)
 STAGING_PATH_VARIABLE = "entra_staging_path"
 #: The run Param that overrides the Variable for one run.
 STAGING_PATH_PARAM = "staging_path"
+#: The Airflow Variable naming the folder of the tenants' daily bulkUpload records, when DAGs calling one
+#: tenant do not share a staging root (default: ``<staging root>/quota``).
+QUOTA_PATH_VARIABLE = "entra_quota_path"
 #: The Airflow Variable listing the folders (local or object storage) HR exports may be read from.
 SOURCE_ROOTS_VARIABLE = "entra_hr_source_roots"
 #: Under ``AIRFLOW_HOME``: a default folder for HR exports.
@@ -139,6 +144,19 @@ def resolve_staging_root(params: Mapping[str, Any] | None = None) -> str:
     """
     variable = get_variable(STAGING_PATH_VARIABLE)
     return paths.staging_root((params or {}).get(STAGING_PATH_PARAM), variable, _airflow_home())
+
+
+def quota_root(params: Mapping[str, Any] | None = None) -> ObjectStoragePath:
+    """The folder of the tenants' daily bulkUpload records (``<folder>/<tenant id>/``,
+    :mod:`airflow_provider_entra.upload.quota`): the Variable ``entra_quota_path``, else
+    ``<staging root>/quota``.
+
+    :param params: the run's Params (for the staging root).
+    """
+    variable = get_variable(QUOTA_PATH_VARIABLE)
+    if variable is not None and str(variable).strip():
+        return to_path(str(variable).strip().rstrip("/"))
+    return to_path(resolve_staging_root(params)) / QUOTA_FOLDER
 
 
 def source_roots(

@@ -23,7 +23,7 @@ from airflow_provider_entra.exceptions import (
 )
 from airflow_provider_entra.hooks.entra import EntraHook
 from airflow_provider_entra.links import EntraProvisioningLogsLink
-from airflow_provider_entra.staging import read_frame, resolve_staging_root, to_path
+from airflow_provider_entra.staging import quota_root, read_frame, to_path
 from airflow_provider_entra.upload import (
     EXTERNAL_IDS_NAME,
     MANIFEST_NAME,
@@ -33,7 +33,7 @@ from airflow_provider_entra.upload import (
     planning,
 )
 from airflow_provider_entra.upload.lineage import UploadLineage, file_dataset, job_dataset
-from airflow_provider_entra.upload.quota import QUOTA_FOLDER, DailyUsage, days_left, record_name
+from airflow_provider_entra.upload.quota import DailyUsage, days_left, record_name
 from airflow_provider_entra.upload.run import UploadRun
 from airflow_provider_entra.upload.sending import DEFAULT_MAX_REJECTED_RECORDS
 
@@ -80,8 +80,8 @@ class EntraBulkUploadOperator(BaseOperator):
     :param max_rejected_records: records Graph may reject (400) in this task before it fails; ``None``: no
         limit.
     :param quota_dir: the folder of the tenants' daily bulkUpload records, shared by every task that calls
-        them (``<quota_dir>/<tenant id>/``, see :mod:`airflow_provider_entra.upload.quota`); default:
-        ``<staging root>/quota``. (templated)
+        them (``<quota_dir>/<tenant id>/``, see :mod:`airflow_provider_entra.upload.quota`); default: the
+        Variable ``entra_quota_path``, else ``<staging root>/quota``. (templated)
     :return: ``{"records", "requests", "sent_requests", "resumed_requests", "rejected", "rejected_by_graph",
         "sent_records", "unsent_records", "unsent_requests", "stopped_by_quota", "request_ids",
         "request_ids_total", "first_submit", "last_submit", "first_accepted", "last_accepted",
@@ -231,11 +231,7 @@ class EntraBulkUploadOperator(BaseOperator):
     def _daily_usage(self, context: Context) -> DailyUsage:
         """The tenant's shared daily record, read now (what every upload to the tenant spent today)."""
         settings = self.hook.settings
-        root = (
-            to_path(self.quota_dir)
-            if self.quota_dir is not None
-            else to_path(resolve_staging_root(context.get("params"))) / QUOTA_FOLDER
-        )
+        root = to_path(self.quota_dir) if self.quota_dir is not None else quota_root(context.get("params"))
         ti = context.get("ti")
         name = record_name(
             self.dag_id, str(context.get("run_id")), self.task_id, str(getattr(ti, "map_index", -1))

@@ -747,3 +747,25 @@ def test_microsofts_daily_quota_429_stops_cleanly_and_holds_off_other_tasks(entr
     assert (other["sent_requests"], other["unsent_records"]) == (0, 60)
     assert other["daily_quota"]["stopped"] == "microsoft" and other["first_submit"] is None
     assert entra_env.stats()["calls"]["bulkUpload"] == 3  # Microsoft's word was kept: no call
+
+
+def test_dags_with_their_own_staging_roots_share_one_count_through_entra_quota_path(
+    entra_env, tmp_path, monkeypatch
+):
+    """Two DAGs on one tenant, each with its own staging root: the Variable entra_quota_path gives their
+    uploads one record (budget 3: the first makes 3 calls, the second none)."""
+    use_budget(entra_env, monkeypatch, 3)
+    monkeypatch.setenv("AIRFLOW_VAR_ENTRA_QUOTA_PATH", str(tmp_path / "tenant-quota"))
+    summaries = []
+    for name in ("employees", "contractors"):
+        (tmp_path / name).mkdir()
+        operator = EntraBulkUploadOperator(
+            task_id="upload", input_path=str(stage(tmp_path / name, hr_frame(60))), mapping=MAPPING
+        )
+        params = {"staging_path": str(tmp_path / name / "staging")}
+        summaries.append(operator.execute({"run_id": f"manual__{name}", "params": params}))
+    assert [s["daily_quota"]["calls"] for s in summaries] == [3, 0]
+    assert summaries[1]["daily_quota"]["used_before"] == 3 and summaries[1]["unsent_records"] == 60
+    assert len(list((tmp_path / "tenant-quota").glob("*/*.jsonl"))) == 1  # the second wrote nothing
+    assert not (tmp_path / "employees" / "staging").exists()
+    assert entra_env.stats()["calls"]["bulkUpload"] == 3
