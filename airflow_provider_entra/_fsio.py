@@ -210,7 +210,9 @@ def read_rows(path: Any, positions: Any, *, batch_rows: int = 65_536) -> pd.Data
     for batch in parquet.iter_batches(batch_size=batch_rows):
         stop = start + batch.num_rows
         lo, hi = np.searchsorted(wanted, [start, stop])
-        if hi > lo:
+        if hi - lo == batch.num_rows:  # every row of the batch: kept as decoded, no copy
+            kept.append(batch)
+        elif hi > lo:
             kept.append(batch.take(pa.array(wanted[lo:hi] - start)))
         start = stop
     table = pa.Table.from_batches(kept, schema=parquet.schema_arrow)
