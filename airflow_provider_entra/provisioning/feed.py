@@ -172,6 +172,21 @@ def top_reasons(quarantine: pd.DataFrame, top: int = 5) -> list[list[Any]]:
     return [[str(reason), int(n)] for reason, n in ranked]
 
 
+def _one_chunk_per_column(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with each Arrow-backed text column in one piece, a column at a time, while little else is in
+    memory. (A Parquet file reads as several pieces; the checks and the mapping need each column whole, and
+    would otherwise copy them later, when the frames of every step are in memory too.)"""
+    for column in frame.columns:
+        values = frame[column]
+        if isinstance(values.dtype, pd.StringDtype) and values.dtype.storage == "pyarrow":
+            arrow = pa.array(values, from_pandas=True)
+            if isinstance(arrow, pa.ChunkedArray) and arrow.num_chunks > 1:
+                frame[column] = pd.Series(
+                    pd.array(arrow.combine_chunks(), dtype=values.dtype), index=frame.index
+                )
+    return frame
+
+
 def _map_normalised(frame: pd.DataFrame, mapping: AttributeMapping) -> tuple[pd.DataFrame, pd.DataFrame, int]:
     """Map normalised rows; rejected rows keep the input row labels of ``frame``."""
     mapped = map_records(frame, mapping)
@@ -252,7 +267,7 @@ def transform(
     taken_upns = book.taken_upns() if schema.upn_collisions == "suffix" else ()
     del book
     pa.default_memory_pool().release_unused()  # hand the ledger's memory back before the rows are read
-    raw = read_frame(hr_path)
+    raw = _one_chunk_per_column(read_frame(hr_path))
     repaired = _repair_ids(raw, schema, known_ids, id_shape or schema.id_shape)
     checked = validate_hr(repaired.frame, schema=schema, known_ids=known_ids)
     # After the whole-file checks of validate_hr: every column the mapping reads, the nearest names offered.
