@@ -109,6 +109,7 @@ class Stack:
         self.local_staging = self.home / "entra-staging"
         self.emulator = emulator
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.commands: dict[str, tuple[list[str], dict[str, str] | None]] = {}
         self.logs: dict[str, Path] = {}
         self.ports = {name: free_port() for name in ("postgres", "redis", "s3", "api")}
         self.base_url = f"http://127.0.0.1:{self.ports['api']}"
@@ -174,7 +175,21 @@ class Stack:
                 start_new_session=True,
             )
         self.procs[name] = proc
+        self.commands[name] = (args, env)
         return proc
+
+    def restart(self, name: str) -> subprocess.Popen[bytes]:
+        """Stop ``name``'s process group (SIGTERM, SIGKILL after 30 s); start it again, same command."""
+        proc = self.procs[name]
+        self._signal_group(proc, signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self._signal_group(proc, signal.SIGKILL)
+            proc.wait(10)
+        self._signal_group(proc, signal.SIGKILL)  # whatever it left behind
+        args, env = self.commands[name]
+        return self.spawn(name, args, env)
 
     def run(self, name: str, args: list[str], env: dict[str, str] | None = None, timeout: float = 60) -> None:
         """Run ``args`` to completion, output appended to ``<root>/logs/<name>.log``; fail on errors."""
@@ -446,6 +461,10 @@ class Stack:
             health.get(component, {}).get("status") == "healthy"
             for component in ("metadatabase", "scheduler", "triggerer", "dag_processor")
         )
+
+    def healthy(self) -> bool:
+        """Every component reports healthy (the API server's view)."""
+        return self._healthy()
 
     def wait_for_dags(self, dag_ids: set[str]) -> None:
         def parsed() -> bool:

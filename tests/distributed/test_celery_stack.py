@@ -5,9 +5,10 @@ scheduler, dag-processor, a triggerer and two Celery workers, the last three eac
 the default staging root.
 
 1. Staging on object storage (the Variable ``entra_staging_path`` is ``s3://...``): the HR DAG, the admin
-   DAG and two on-demand runs at once. Every record verified (deferred to the triggerer, resumed on a worker
-   that reads what the trigger collected), no 429 at the emulator, never more than 40 bulkUpload calls in
-   any 5 seconds by the emulator's own count, and nothing staged on any private disk.
+   DAG and two on-demand runs at once, the triggerer restarted while they wait in it. Every record verified
+   (deferred to the triggerer, resumed on a worker that reads what the trigger collected), no 429 at the
+   emulator, never more than 40 bulkUpload calls in any 5 seconds by the emulator's own count, and nothing
+   staged on any private disk.
 2. The same stack with ``file://`` staging (the default root, a different disk on each machine): preflight
    stops the run with what to set, and no bulkUpload call is made.
 """
@@ -34,6 +35,7 @@ HR, ADMIN, ON_DEMAND = "entra_hr_provisioning", "entra_admin_accounts", "entra_o
 TIMING = {"verify_poke_interval": 10, "verify_settle_seconds": 2, "verify_timeout_minutes": 4}
 RUNS_TIMEOUT = 330
 SCHEDULE_TIMEOUT = 60
+RESTART_TIMEOUT = 120
 DRAIN_TIMEOUT = 180
 FINISHED = {"success", "failed"}
 
@@ -131,6 +133,20 @@ def test_three_dags_at_once_on_celery_with_object_storage_then_file_staging_stop
     hr_run = stack.wait_for(lambda: stack.run_ids(HR), SCHEDULE_TIMEOUT, "the HR DAG's scheduled run")
     assert len(hr_run) == 1, hr_run
     runs.insert(0, (HR, hr_run[0]))
+
+    # Restart the triggerer while verifications wait in it: the new one (another mount namespace, another
+    # empty private disk) resumes them from the entries on the object store.
+    def deferred() -> list[tuple[str, str]]:
+        return [run for run in runs if stack.states(*run).get("verify") == "deferred"]
+
+    waiting = stack.wait_for(deferred, RUNS_TIMEOUT, "a verification to defer to the triggerer", interval=2)
+    old_pid = stack.procs["triggerer"].pid
+    stack.restart("triggerer")
+    stack.wait_for(stack.healthy, RESTART_TIMEOUT, "the restarted triggerer to report healthy", interval=2)
+    new_pid = stack.procs["triggerer"].pid
+    assert new_pid != old_pid and os.readlink(f"/proc/{new_pid}/ns/mnt") != os.readlink("/proc/self/ns/mnt")
+    assert f" {stack.local_staging} " in Path(f"/proc/{new_pid}/mountinfo").read_text()
+    print(f"triggerer restarted while {waiting} waited in it")  # noqa: T201
     states = _wait_for_runs(stack, runs, RUNS_TIMEOUT)
     assert set(states.values()) == {"success"}, _failure_report(stack, runs)
     print(f"four concurrent runs on Celery: {time.monotonic() - started:.0f} s")  # noqa: T201
