@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from airflow_provider_entra._fsio import exists, fs_and_path, read_bytes, write_bytes
+from airflow_provider_entra._fsio import exists, fs_and_path, read_frame, write_bytes
 from airflow_provider_entra.provisioning._hr import TEXT_DTYPE, isin_text
 from airflow_provider_entra.provisioning.snapshot import (
     OK_STATUSES,
@@ -236,7 +236,7 @@ def _list(path: Any) -> tuple[Any, str, list[str]]:
 
 def _read_parquet(path: str) -> pd.DataFrame:
     # attr_names repeats one text on most rows: read as categories, it is never spelt out once per row.
-    return pd.read_parquet(io.BytesIO(read_bytes(path)), read_dictionary=["attr_names"])
+    return read_frame(path, read_dictionary=["attr_names"])
 
 
 def _fold_state(frames: list[pd.DataFrame]) -> pd.DataFrame:
