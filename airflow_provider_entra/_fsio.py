@@ -214,8 +214,15 @@ def read_rows(path: Any, positions: Any, *, batch_rows: int = 65_536) -> pd.Data
 
     wanted = np.asarray(positions, dtype=np.int64)
     parquet = pq.ParquetFile(_parquet_source(path))
+    if len(wanted) == parquet.metadata.num_rows:  # every row: the file as it is
+        frame = parquet.read().to_pandas()
+        frame.index = pd.Index(wanted)
+        return frame
     kept, start = [], 0
-    for batch in parquet.iter_batches(batch_size=batch_rows):
+    batches = parquet.iter_batches(batch_size=batch_rows) if len(wanted) else iter(())
+    for batch in batches:
+        if start > wanted[-1]:
+            break
         stop = start + batch.num_rows
         lo, hi = np.searchsorted(wanted, [start, stop])
         if hi - lo == batch.num_rows:  # every row of the batch: kept as decoded, no copy

@@ -11,8 +11,8 @@ wide, so six managers-first stages) are mapped once (not timed). Then, in this o
   (SHA-256), no decoding; ``planning_computed``: the same with the stage order computed (no ``stages``
   step);
 * ``operator``: :meth:`EntraBulkUploadOperator.plan` from the mapped records staged as Parquet, with the
-  stage order file: reading both files and checking the records' values again
-  (``MappedRecords.from_frame``), then the same planning.
+  stage order file: reading both files, checking the staged records' shape
+  (``MappedRecords.from_staged``: their values were checked when they were mapped), then the same planning.
 
 Each ratio is that measure's time over the builder's (1.0: as fast as the builder; the aim is within 2x).
 The planned requests must be the builder's bytes, stage by stage. Nothing is asserted; ``run_all.py`` shows

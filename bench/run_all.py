@@ -173,7 +173,7 @@ def _rows(results: dict[str, Any]) -> list[tuple[str, str, str, str, bool]]:
                 True,
             ),
             (
-                "  operator.plan() from the staged files (read, re-check, plan)",
+                "  operator.plan() from the staged files (read, shape check, plan)",
                 f"{prep['operator_records_per_s']:,.0f} records/s",
                 target,
                 f"{prep['operator_ratio']:.2f}x",

@@ -89,3 +89,4 @@ def test_rows_are_read_a_batch_at_a_time(folder) -> None:
     assert rows.index.tolist() == [1, 4, 5, 9] and rows["id"].tolist() == ["1", "4", "5", "9"]
     assert rows.dtypes.to_dict() == _fsio.read_frame(path).dtypes.to_dict()
     assert _fsio.read_rows(path, []).columns.tolist() == ["id", "on"]
+    assert _fsio.read_rows(path, range(10)).equals(_fsio.read_frame(path))
