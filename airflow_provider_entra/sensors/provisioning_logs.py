@@ -115,10 +115,12 @@ class EntraProvisioningLogSensor(BaseSensorOperator):
 
     Each poll is one filtered, paged listing of the job's log (never a query per user), paced at the
     logs API's 5 requests per 10 seconds. With ``deferrable=True`` (the default when the deployment sets
-    ``[operators] default_deferrable = True``; the example DAGs pass it) the task polls once, then
+    ``[operators] default_deferrable = True``; the example DAGs pass it) the task reads no log itself: it
     hands the wait to :class:`~airflow_provider_entra.triggers.provisioning_logs.EntraProvisioningLogTrigger`
-    in the triggerer; otherwise it pokes (``mode="poke"`` or ``"reschedule"``). When every record has an
-    outcome, or ``timeout`` passes (the rest are ``missing``), it writes into ``report_dir``:
+    in the triggerer at once, so every log read of the deployment's deferred verifications is paced by the
+    triggerer's limiters (one per app and job); otherwise it pokes (``mode="poke"`` or ``"reschedule"``).
+    When every record has an outcome, or ``timeout`` passes (the rest are ``missing``), it writes into
+    ``report_dir``:
     ``outcomes.parquet``, ``outcomes.csv`` and ``report.html``, then fails the task when more records did
     not reach Entra than ``max_failures`` or ``max_failure_percent`` allow (the one rule of
     :func:`~airflow_provider_entra.provisioning.verdict.verdict`), naming the top reasons. A dry-run upload
@@ -324,15 +326,15 @@ class EntraProvisioningLogSensor(BaseSensorOperator):
             except AirflowSensorTimeout:
                 self.log.warning("Timed out after %s s; reporting the records without outcome", self.timeout)
                 return self._finish(context, STATUS_TIMEOUT, deferred=False)
-        collector = self._collector_for_run()
-        result = collector.poll(hook)
-        self._log_progress(result.resolved, result.expected, result.log_requests, result.pending_references)
-        if result.complete:
+        # No log read here: every read of a deferred verification is the triggerer's, so its limiter (one per
+        # app and job) paces all of them together; a read on a worker would be counted by no one else.
+        collector = self._collector_for_run()  # what an earlier try collected
+        if collector.is_complete():
             return self._finish(context, STATUS_COMPLETE, deferred=False)
         timeout_at = datetime.now(timezone.utc) + timedelta(seconds=self.timeout)
         self.log.info(
-            "Waiting in the triggerer for the remaining %d record(s), polling every %s s until %s",
-            result.expected - result.resolved,
+            "Waiting in the triggerer for %d record(s) without an outcome, polling every %s s until %s",
+            len(collector.expected) - collector.resolved,
             self.poke_interval,
             timeout_at.isoformat(timespec="seconds"),
         )
@@ -349,9 +351,6 @@ class EntraProvisioningLogSensor(BaseSensorOperator):
                 settle_seconds=self.settle_seconds,
                 started_at=self._verify_started_at,
                 tolerance_seconds=self.acceptance_tolerance_seconds,
-                first_poll_at=(
-                    datetime.now(timezone.utc) + timedelta(seconds=float(self.poke_interval))
-                ).isoformat(),
             ),
             method_name="execute_complete",
             kwargs={"verify_started_at": self._verify_started_at},
