@@ -220,7 +220,8 @@ def _column(chunks: list[pa.Array], value_type: str) -> pd.Series:
     if not chunks:
         dtype = {BOOLEAN: pa.bool_(), INTEGER: pa.int64()}.get(value_type, LS)
         chunks = [pa.array([], dtype)]
-    array = pa.chunked_array(chunks)
+    # One piece per column (a take from a column in pieces joins them first: planning takes blocks of rows).
+    array = pa.chunked_array([pa.concat_arrays(chunks)] if len(chunks) > 1 else chunks)
     if pa.types.is_large_string(array.type):
         return array.to_pandas()  # zero-copy; a types_mapper would send texts through Python objects
     return array.to_pandas(types_mapper=_TYPES_MAPPER)
