@@ -398,6 +398,7 @@ def main(rows: int = 1_000_000, churn: float = 0.01, verbose: bool = True) -> di
         "planning_seconds": plan2["seconds"],
         "planning_peak_rss_mb": plan2["peak_rss_mb"],
         "planning_vs_builder": plan2["seconds"] / build_s,
+        "planning_over_airflow_mb": plan2["peak_rss_mb"] - floor["peak_rss_mb"],
         "planned": planned,
         "quarantined": day1["transform"]["summary"]["quarantined"],
         "top_reasons": day1["transform"]["summary"]["top_reasons"],
@@ -424,7 +425,8 @@ def report(out: dict[str, Any]) -> str:
             f"{b['peak_rss_mb']:,.0f} MB for {b['rows']:,} rows in one process; target < "
             f"{t['peak_rss_mb']:,.0f} MB; Airflow alone {out['airflow_import_rss_mb']:,.0f} MB)",
             f"planning {out['rows']:,} rows at {out['churn']:.0%} churn: {out['planning_seconds']:.1f} s, "
-            f"peak {out['planning_peak_rss_mb']:,.0f} MB, {out['planned']:,} to send (issue: "
+            f"peak {out['planning_peak_rss_mb']:,.0f} MB ({out['planning_over_airflow_mb']:,.0f} MB above a "
+            f"process with Airflow loaded), {out['planned']:,} to send (issue: "
             f"{b['planning_seconds']} s, {b['planning_peak_mb']:,} MB; target < "
             f"{t['planning_seconds']:.0f} s, < {t['planning_peak_mb']:,.0f} MB)",
             f"request preparation: upload task {out['upload_records_per_s']:,.0f} records/s, builder "
