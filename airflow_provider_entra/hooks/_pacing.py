@@ -16,7 +16,7 @@ import math
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
 
 _IN_FLIGHT = math.inf
@@ -88,6 +88,20 @@ class SlidingWindowLimiter:
             pause = 0.05 if math.isinf(earliest) else max(earliest - now, 0.001)
             self._sleep(pause)
             waited += pause
+
+    def seed(self, ages: Iterable[float]) -> int:
+        """Count calls made elsewhere (another task, maybe on another worker) whose responses arrived ``ages``
+        seconds ago: a new process then starts with the tenant's window as it is, not empty.
+
+        :param ages: seconds since each call's response arrived (one per call; negative ages, from clocks
+            that differ a little between hosts, count as just now).
+        :return: the calls still inside the window, now counted.
+        """
+        with self._lock:
+            now = self._clock()
+            taken = [_Slot(ends=now - max(0.0, age)) for age in ages if age < self.window_seconds]
+            self._slots.extend(taken)
+            return len(taken)
 
     def release(self, slot: _Slot | None) -> None:
         """Mark the slot's response as arrived; it stops counting one window later. Idempotent."""

@@ -218,6 +218,14 @@ class DailyUsage:
             retry_after=wait.total_seconds(),
         )
 
+    def recent_call_ages(self, seconds: float) -> list[float]:
+        """Seconds since each call the tenant's record holds from the last ``seconds`` (one entry per call):
+        what uploads before this one, maybe on other workers, spent of Microsoft's burst window. Each call is
+        stamped when its response arrived."""
+        current = self._now()
+        ages = ((current - at).total_seconds() for at, n in self._stamps for _ in range(n))
+        return [age for age in ages if age < seconds]
+
     def calls_per_day(self) -> int:
         """The calls a day gives, as far as we know: the budget, or fewer when Microsoft answered that the
         quota was spent before the budget was."""

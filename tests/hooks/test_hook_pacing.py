@@ -60,6 +60,29 @@ def test_a_slot_in_flight_keeps_counting_until_its_response_arrives():
     assert limiter.stats()["in_window"] == 0
 
 
+def test_seeded_calls_of_another_process_count_until_they_leave_the_window():
+    """A new process told of 3 calls that ended 1 s ago and 2 that ended 6 s ago (outside a 5 s window) has 2
+    of 5 slots left; the seeded ones free up 4 s later."""
+    clock = VirtualClock()
+    limiter = SlidingWindowLimiter(5, 5, clock=clock, sleep=clock.sleep)
+    assert limiter.seed([1.0, 1.0, 1.0, 6.0, 6.0]) == 3
+    start = clock()
+    taken = [limiter.acquire() for _ in range(3)]
+    for slot in taken:
+        limiter.release(slot)
+    waited = clock() - start
+    assert 3.9 <= waited <= 4.1  # two slots at once, the third once the seeded calls left the window
+    assert limiter.stats()["waits"] == 1
+
+
+def test_a_negative_age_from_a_clock_ahead_counts_as_now():
+    clock = VirtualClock()
+    limiter = SlidingWindowLimiter(1, 5, clock=clock, sleep=clock.sleep)
+    assert limiter.seed([-2.0]) == 1
+    limiter.acquire()
+    assert clock() - 1000.0 >= 5  # the seeded call counted for a whole window from now
+
+
 def test_release_is_idempotent():
     clock = VirtualClock()
     limiter = SlidingWindowLimiter(1, 5, clock=clock, sleep=clock.sleep)

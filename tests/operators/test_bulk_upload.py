@@ -769,3 +769,27 @@ def test_dags_with_their_own_staging_roots_share_one_count_through_entra_quota_p
     assert len(list((tmp_path / "tenant-quota").glob("*/*.jsonl"))) == 1  # the second wrote nothing
     assert not (tmp_path / "employees" / "staging").exists()
     assert entra_env.stats()["calls"]["bulkUpload"] == 3
+
+
+def test_an_upload_right_after_another_in_a_new_process_stays_in_the_tenants_burst_window(
+    entra_env, tmp_path
+):
+    """Two uploads of 44 requests each, one right after the other, the second with a new process's empty
+    limiters (``clear_pacing``): the shared record tells it what the first spent of the 5-second window, so
+    the tenant never sees more than 40 calls in 5 s and Microsoft answers no 429. Without the record the
+    second would start with 40 slots while the first's last calls still count."""
+    from airflow_provider_entra.hooks._pacing import clear_pacing
+
+    quota_dir = str(tmp_path / "quota")
+    clear_pacing()
+    summaries = []
+    for name in ("first", "second"):
+        (tmp_path / name).mkdir()
+        path = stage(tmp_path / name, hr_frame(2100))  # stages of 1, 10, 100, 1,000 and 989: 44 requests
+        summaries.append(upload(path, f"manual__{name}", mapping=MAPPING, quota_dir=quota_dir))
+        clear_pacing()  # the next upload starts as a new task process does
+    assert [s["sent_requests"] for s in summaries] == [44, 44]
+    stats = entra_env.stats()
+    assert stats["throttled_total"] == 0
+    assert bulk_uploads(entra_env) == 88
+    assert stats["peak_calls"]["bulkUpload_per_5s"] == 40  # the window was used to the full, never past it
