@@ -220,8 +220,7 @@ def _column(chunks: list[pa.Array], value_type: str) -> pd.Series:
     if not chunks:
         dtype = {BOOLEAN: pa.bool_(), INTEGER: pa.int64()}.get(value_type, LS)
         chunks = [pa.array([], dtype)]
-    # One piece per column (a take from a column in pieces joins them first: planning takes blocks of rows).
-    array = pa.chunked_array([pa.concat_arrays(chunks)] if len(chunks) > 1 else chunks)
+    array = pa.chunked_array(chunks)  # pieces, often slices of the HR columns themselves: no copy
     if pa.types.is_large_string(array.type):
         return array.to_pandas()  # zero-copy; a types_mapper would send texts through Python objects
     return array.to_pandas(types_mapper=_TYPES_MAPPER)
@@ -356,8 +355,8 @@ def _map(
     sources = sources_from_frame(df, mapping.source_columns)
     outcome = process(sources, len(df), row_ids, mapping, keep_values=True, hash_records=True)
     data: dict[str, pd.Series] = {}
-    for spec in mapping.attributes:
-        data[str(spec.path)] = _column(outcome.values[str(spec.path)], spec.value_type)
+    for spec in mapping.attributes:  # each column's pieces let go as it is joined
+        data[str(spec.path)] = _column(outcome.values.pop(str(spec.path)), spec.value_type)
     order = ["externalId", *[p for p in mapping.paths if p != "externalId"]]
     frame = pd.DataFrame({p: data[p] for p in order})
     frame[RECORD_HASH] = _column(outcome.hashes, "string")
