@@ -245,7 +245,7 @@ def _fold_state(frames: list[pd.DataFrame]) -> pd.DataFrame:
         return empty_snapshot()
     if len(frames) == 1:  # one folded file: unique ids, written in externalId order (no sort, no copy)
         ids = frames[0]["externalId"]
-        if ids.is_unique and ids.is_monotonic_increasing:
+        if ids.is_monotonic_increasing and ids.is_unique:  # the cheap test first
             return conform_snapshot(frames[0])
     stacked = conform_snapshot(
         pd.concat([conform_snapshot(f, unique=False) for f in frames], ignore_index=True), unique=False
