@@ -101,7 +101,11 @@ def entra_admin_accounts() -> None:
     def commit(derived: dict, planned: dict, verified: dict, run_id: str | None = None) -> dict[str, Any]:
         """Fold the admin accounts the logs prove into the admin job's ledger."""
         return pipeline.commit(
-            derived["ledger"], planned["delta_path"], verified["outcomes_path"], run_id=str(run_id)
+            derived["ledger"],
+            planned["delta_path"],
+            verified["outcomes_path"],
+            run_id=str(run_id),
+            sent_records=verified.get("records"),
         )
 
     @task(trigger_rule="none_failed")

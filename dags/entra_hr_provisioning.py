@@ -163,6 +163,7 @@ def entra_hr_provisioning() -> None:
             normalised_path=transformed["normalised_path"],
             hr_current_path=paths["hr_current_path"],
             mapping_path=context["params"]["mapping_path"],
+            sent_records=verified.get("records"),
         )
         context["outlet_events"][HR_SNAPSHOT].extra = {k: summary[k] for k in ("ledger", "hr_current_path")}
         return summary

@@ -88,7 +88,11 @@ def entra_on_demand() -> None:
     def commit(selected: dict[str, Any], verified: dict[str, Any], run_id: str | None = None) -> dict:
         """Fold what the logs prove into the job's ledger (shared with entra_hr_provisioning)."""
         return pipeline.commit(
-            selected["ledger"], selected["selected_path"], verified["outcomes_path"], run_id=str(run_id)
+            selected["ledger"],
+            selected["selected_path"],
+            verified["outcomes_path"],
+            run_id=str(run_id),
+            sent_records=verified.get("records"),
         )
 
     @task(trigger_rule="none_failed")

@@ -296,6 +296,7 @@ def commit(
     hr_current_path: Any | None = None,
     schema: HrSchema | None = None,
     mapping_path: Any | None = None,
+    sent_records: int | None = None,
 ) -> dict[str, Any]:
     """Fold the records the logs prove into the job's ledger; the others are sent again next run.
 
@@ -312,8 +313,11 @@ def commit(
     :param schema: the export's layout; default: the ``source`` block of the mapping at ``mapping_path``,
         else CSV2SCIM.
     :param mapping_path: the mapping file (for its ``source`` block).
-    :return: ``{"sent", "verified", "not_verified", "proven_by_skip", "skipped", "unresolved", "failed",
-        "missing", "ledger_rows", "active", "ledger", "hr_current_path"}``.
+    :param sent_records: the records the upload sent (the verification's ``records``); fewer than
+        ``sent_path`` holds when the daily allowance stopped the upload. Default: all of them.
+    :return: ``{"planned", "sent", "not_sent", "verified", "not_verified", "proven_by_skip", "skipped",
+        "unresolved", "failed", "missing", "ledger_rows", "active", "ledger", "hr_current_path"}``:
+        ``not_verified`` counts records sent but not proven, ``not_sent`` those the upload did not send.
     """
     sent = read_frame(sent_path)
     outcomes = (
@@ -324,10 +328,13 @@ def commit(
     if normalised_path is not None and hr_current_path is not None:
         feed = canonical_feed(read_frame(normalised_path), _schema(schema, mapping_path))
         current = _write_parquet(feed, hr_current_path)
+    sent_count = len(sent) if sent_records is None else min(int(sent_records), len(sent))
     summary = {
-        "sent": len(sent),
+        "planned": len(sent),
+        "sent": sent_count,
+        "not_sent": len(sent) - sent_count,
         "verified": counts["proven"],
-        "not_verified": len(sent) - counts["proven"],
+        "not_verified": max(0, sent_count - counts["proven"]),
         "proven_by_skip": counts["proven_by_skip"],
         "skipped": counts["skipped"],
         "unresolved": counts["unresolved"],
@@ -339,11 +346,12 @@ def commit(
         "hr_current_path": current,
     }
     log.info(
-        "Ledger: %d record(s) proven (%d by a skip saying Entra already holds them), %d to send again "
-        "next run; %d accounts, %d active.",
+        "Ledger: %d record(s) proven (%d by a skip saying Entra already holds them), %d sent but not proven "
+        "and %d not sent (set aside, or past the daily allowance) to send next run; %d accounts, %d active.",
         summary["verified"],
         summary["proven_by_skip"],
         summary["not_verified"],
+        summary["not_sent"],
         summary["ledger_rows"],
         summary["active"],
     )

@@ -95,7 +95,9 @@ def test_a_first_load_larger_than_a_days_quota_completes_over_five_daily_runs(
         assert verified["records"] == uploaded["sent_records"] > 0
         assert verified["outcomes"]["success"] == uploaded["sent_records"]
         assert verified["missing"] == 0 and verified["failures"] == 0
-        assert dags.xcom(run, "commit")["verified"] == uploaded["sent_records"]
+        committed = dags.xcom(run, "commit")
+        assert committed["verified"] == committed["sent"] == uploaded["sent_records"]
+        assert committed["not_sent"] == uploaded["unsent_records"] and committed["not_verified"] == 0
         quota_used = uploaded["daily_quota"]
         assert quota_used["calls"] <= DAILY_QUOTA and quota_used["used_before"] == 0
         calls.append(quota_used["calls"])
