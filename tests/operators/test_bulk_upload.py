@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from _csv2scim import MAPPING
 from airflow.models.xcom import XComModel
 from airflow.sdk import ObjectStoragePath
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
@@ -36,17 +37,6 @@ from airflow_provider_entra.scim import AttributeMapping, map_records
 from airflow_provider_entra.staging import read_jsonl
 from airflow_provider_entra.upload.progress import format_progress
 
-MAPPING = {
-    "externalId": "WorkerID",
-    "userName": "UserID",
-    "active": {"expr": 'WorkerStatus == "Active"'},
-    "displayName": "FullName",
-    "name": {"givenName": "FirstName", "familyName": "LastName"},
-    "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {
-        "department": "Department",
-        "manager": {"value": "ManagerID"},
-    },
-}
 CHILD = Path(__file__).with_name("_upload_child.py")
 
 

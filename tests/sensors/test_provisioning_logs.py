@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from _csv2scim import MAPPING
 from airflow.models.serialized_dag import SerializedDagModel
 from airflow.models.trigger import Trigger
 from airflow.models.xcom import XComModel
@@ -35,17 +36,6 @@ from airflow_provider_entra.operators.bulk_upload import EntraBulkUploadOperator
 from airflow_provider_entra.sensors.provisioning_logs import EntraProvisioningLogSensor
 from airflow_provider_entra.staging import read_frame, to_path
 
-MAPPING = {
-    "externalId": "WorkerID",
-    "userName": "UserID",
-    "active": {"expr": 'WorkerStatus == "Active"'},
-    "displayName": "FullName",
-    "name": {"givenName": "FirstName", "familyName": "LastName"},
-    "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {
-        "department": "Department",
-        "manager": {"value": "ManagerID"},
-    },
-}
 PAGE_SIZE = 100  # what the test DAGs use
 #: Per poll, besides the pages of entries: the last (possibly empty) page of a window.
 POLL_OVERHEAD = 1

@@ -15,6 +15,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from _csv2scim import CORE_MAPPING as MAPPING
 from airflow.sdk.exceptions import AirflowException, TaskDeferred
 
 from airflow_provider_entra import _fsio
@@ -22,14 +23,6 @@ from airflow_provider_entra.emulator.process import EmulatorProcess
 from airflow_provider_entra.operators.bulk_upload import EntraBulkUploadOperator
 from airflow_provider_entra.provisioning.paths import ENTRIES_NAME, OUTCOMES_NAME
 from airflow_provider_entra.sensors.provisioning_logs import EntraProvisioningLogSensor
-
-MAPPING = {
-    "externalId": "WorkerID",
-    "userName": "UserID",
-    "active": {"expr": 'WorkerStatus == "Active"'},
-    "displayName": "FullName",
-    "name": {"givenName": "FirstName", "familyName": "LastName"},
-}
 
 
 @pytest.fixture

@@ -6,22 +6,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from _csv2scim import MAPPING
 
 from airflow_provider_entra.scim import AttributeMapping, MappedRecords, map_records
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "microsoft-sample" / "Sample1-employeeData.csv"
-#: Microsoft's CSV2SCIM columns, mapped as the example DAGs do (managers by WorkerID).
-MAPPING = {
-    "externalId": "WorkerID",
-    "userName": "UserID",
-    "active": {"expr": 'WorkerStatus == "Active"'},
-    "displayName": "FullName",
-    "name": {"givenName": "FirstName", "familyName": "LastName"},
-    "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {
-        "department": "Department",
-        "manager": {"value": "ManagerID"},
-    },
-}
 
 
 @pytest.fixture(scope="session")
