@@ -9,21 +9,18 @@ Screenshots go to ``artifacts/browser/`` at the repository root.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import secrets
-import signal
-import socket
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 import requests
+from _airflow_stack import ProcessStack, free_port, tail
 
 from airflow_provider_entra.emulator.process import EmulatorProcess
 
@@ -49,27 +46,12 @@ HEALTH_TIMEOUT = 90
 PARSE_TIMEOUT = 90
 UI_TIMEOUT_MS = 30_000
 
-T = TypeVar("T")
-
 
 class AirflowStackError(AssertionError):
     """A component did not start, died, or a wait ran out; the message carries the components' log tails."""
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _tail(path: Path, chars: int) -> str:
-    try:
-        return path.read_text(errors="replace")[-chars:]
-    except OSError as exc:
-        return f"(no log: {exc})"
-
-
-class AirflowStack:
+class AirflowStack(ProcessStack):
     """Airflow's four components as subprocesses sharing one temp ``AIRFLOW_HOME``.
 
     :param home: the ``AIRFLOW_HOME`` (SQLite DB, component logs, task logs).
@@ -77,9 +59,12 @@ class AirflowStack:
     :param staging: folder for the ``entra_staging_path`` Variable (``file://`` URL).
     """
 
+    error_type = AirflowStackError
+    tail_chars = 2500
+
     def __init__(self, home: Path, emulator: EmulatorProcess, staging: Path) -> None:
         self.home = home
-        self.port = _free_port()
+        self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.airflow = str(Path(sys.executable).parent / "airflow")
         self.procs: dict[str, subprocess.Popen] = {}
@@ -106,8 +91,8 @@ class AirflowStack:
             AIRFLOW__API__WORKERS="1",
             AIRFLOW__API_AUTH__JWT_SECRET=secrets.token_urlsafe(32),
             # The scheduler's and the triggerer's log servers default to fixed ports (8793, 8794).
-            AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT=str(_free_port()),
-            AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT=str(_free_port()),
+            AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT=str(free_port()),
+            AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT=str(free_port()),
             AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL="5",
             AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES="1",
             AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME="0.5",
@@ -162,65 +147,19 @@ class AirflowStack:
 
     def stop(self) -> None:
         """SIGTERM every component's process group, then SIGKILL whatever is left after a grace period."""
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                self._signal_group(proc, signal.SIGTERM)
-        deadline = time.monotonic() + 20
-        for proc in self.procs.values():
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(max(0.1, deadline - time.monotonic()))
-        for proc in self.procs.values():
-            # The group may outlive its leader (task runners); kill it unconditionally.
-            self._signal_group(proc, signal.SIGKILL)
-            if proc.poll() is None:
-                proc.wait(10)
-        self.session.close()
+        self.stop_processes()
 
-    @staticmethod
-    def _signal_group(proc: subprocess.Popen, sig: int) -> None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, sig)
+    def where(self) -> str:
+        return f"AIRFLOW_HOME={self.home}"
 
-    # -- diagnostics -----------------------------------------------------------------------------------------
-    def log_tails(self, chars: int = 2500) -> str:
-        """The end of each component's log (and of every task log), for failure messages."""
-        parts = []
-        for name, path in self.logs.items():
-            proc = self.procs.get(name)
-            state = (
-                "" if proc is None else f" (exit code {proc.returncode})" if proc.poll() is not None else ""
-            )
-            parts.append(f"----- {name}{state}: {path} -----\n{_tail(path, chars)}")
+    def log_tails(self, chars: int | None = None) -> str:
+        """The end of each component's log and of every task log, for failure messages."""
+        chars = chars or self.tail_chars
+        parts = [super().log_tails(chars)]
         for task_log in sorted((self.home / "logs").glob("dag_id=*/**/*.log")):
-            parts.append(f"----- task log {task_log.relative_to(self.home)} -----\n{_tail(task_log, chars)}")
+            parts.append(f"----- task log {task_log.relative_to(self.home)} -----\n{tail(task_log, chars)}")
         return "\n".join(parts)
 
-    def error(self, message: str) -> AirflowStackError:
-        return AirflowStackError(f"{message}\n(AIRFLOW_HOME={self.home})\n{self.log_tails()}")
-
-    def check_alive(self) -> None:
-        for name, proc in self.procs.items():
-            if proc.poll() is not None:
-                raise self.error(f"Airflow's {name} exited with code {proc.returncode}")
-
-    def wait_for(self, probe: Callable[[], T | None], timeout: float, what: str, interval: float = 1.0) -> T:
-        """Call ``probe`` until it returns something truthy; fail with the log tails after ``timeout`` s."""
-        deadline = time.monotonic() + timeout
-        last_error: Exception | None = None
-        while True:
-            self.check_alive()
-            try:
-                value = probe()
-                if value:
-                    return value
-            except (requests.RequestException, ValueError, KeyError) as exc:
-                last_error = exc
-            if time.monotonic() >= deadline:
-                detail = f" (last error: {last_error!r})" if last_error else ""
-                raise self.error(f"timed out after {timeout} s waiting for {what}{detail}")
-            time.sleep(interval)
-
-    # -- REST API --------------------------------------------------------------------------------------------
     def api(self, method: str, path: str, **kwargs: Any) -> Any:
         """Call ``/api/v2/<path>`` (no login: all users are admins) and return the decoded JSON."""
         response = self.session.request(
@@ -229,31 +168,8 @@ class AirflowStack:
         response.raise_for_status()
         return response.json() if response.content else None
 
-    def _healthy(self) -> bool:
-        health = self.session.get(f"{self.base_url}/api/v2/monitor/health", timeout=5).json()
-        return all(
-            health.get(component, {}).get("status") == "healthy"
-            for component in ("metadatabase", "scheduler", "triggerer", "dag_processor")
-        )
-
-    def dag_ids(self) -> set[str]:
-        return {dag["dag_id"] for dag in self.api("GET", "dags", params={"limit": 100})["dags"]}
-
-    def import_errors(self) -> list[dict]:
-        return self.api("GET", "importErrors", params={"limit": 100})["import_errors"]
-
-    def wait_for_dags(self, dag_ids: set[str]) -> None:
-        """Wait until the DAG processor has serialized ``dag_ids``; fail at once on import errors."""
-
-        def parsed() -> bool:
-            if errors := self.import_errors():
-                raise self.error(
-                    "the DAG processor reported import errors:\n"
-                    + "\n".join(f"{e['filename']}:\n{e['stacktrace']}" for e in errors)
-                )
-            return dag_ids <= self.dag_ids()
-
-        self.wait_for(parsed, PARSE_TIMEOUT, f"the DAG processor to parse {sorted(dag_ids)}")
+    def wait_for_dags(self, dag_ids: set[str], timeout: float = PARSE_TIMEOUT, interval: float = 1.0) -> None:
+        super().wait_for_dags(dag_ids, timeout, interval)
 
 
 @pytest.fixture(scope="session")

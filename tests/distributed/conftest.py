@@ -19,7 +19,6 @@ SQLite and has no room for the minutes this stack takes.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import secrets
@@ -29,13 +28,13 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 import requests
+from _airflow_stack import ProcessStack, free_port, tail
 
 from airflow_provider_entra.emulator.process import EmulatorProcess
 
@@ -60,24 +59,9 @@ MIGRATE_TIMEOUT = 180
 HEALTH_TIMEOUT = 150
 PARSE_TIMEOUT = 150
 
-T = TypeVar("T")
-
 
 class StackError(AssertionError):
     """A process did not start, died, or a wait ran out; the message carries the logs that explain it."""
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def tail(path: Path, chars: int) -> str:
-    try:
-        return path.read_text(errors="replace")[-chars:]
-    except OSError as exc:
-        return f"(no log: {exc})"
 
 
 def _postgres_bin() -> Path:
@@ -91,7 +75,7 @@ def _postgres_bin() -> Path:
     return found[-1].parent
 
 
-class Stack:
+class Stack(ProcessStack):
     """The processes of the distributed test, their logs and the calls the test makes to them.
 
     :param root: a folder for everything (Postgres' data, logs, ``AIRFLOW_HOME``).
@@ -101,6 +85,9 @@ class Stack:
     BUCKET = BUCKET
     STAGING_URL = STAGING_URL
     PRIVATE = PRIVATE
+    error_type = StackError
+    probe_errors = (*ProcessStack.probe_errors, OSError)
+    one_off = frozenset({"postgres-initdb"})
 
     def __init__(self, root: Path, emulator: EmulatorProcess) -> None:
         self.root = root
@@ -367,34 +354,13 @@ class Stack:
 
     def stop(self) -> None:
         """SIGTERM every process group, then SIGKILL what is left; remove Postgres' folder."""
-        for proc in reversed(list(self.procs.values())):
-            if proc.poll() is None:
-                self._signal_group(proc, signal.SIGTERM)
-        deadline = time.monotonic() + 20
-        for proc in self.procs.values():
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(max(0.1, deadline - time.monotonic()))
-        for proc in self.procs.values():
-            self._signal_group(proc, signal.SIGKILL)  # the group may outlive its leader (task processes)
-            if proc.poll() is None:
-                proc.wait(10)
-        self.session.close()
+        self.stop_processes()
         if self.pg_dir is not None:
             shutil.rmtree(self.pg_dir, ignore_errors=True)
 
-    @staticmethod
-    def _signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, sig)
-
     # -- diagnostics -----------------------------------------------------------------------------------------
-    def log_tails(self, chars: int = 3000) -> str:
-        parts = []
-        for name, path in self.logs.items():
-            proc = self.procs.get(name)
-            state = f" (exit code {proc.returncode})" if proc is not None and proc.poll() is not None else ""
-            parts.append(f"----- {name}{state}: {path} -----\n{tail(path, chars)}")
-        return "\n".join(parts)
+    def where(self) -> str:
+        return f"root: {self.root}"
 
     def task_logs(self, dag_id: str, run_id: str, states: set[str] | None = None, chars: int = 6000) -> str:
         """The Airflow logs of a run's task instances (by default the failed ones), for failure messages."""
@@ -413,38 +379,6 @@ class Stack:
                 )
         return "\n".join(parts)
 
-    def error(self, message: str) -> StackError:
-        return StackError(f"{message}\n(root: {self.root})\n{self.log_tails()}")
-
-    def check_alive(self) -> None:
-        for name, proc in self.procs.items():
-            if proc.poll() is not None and name not in ("postgres-initdb",):
-                raise self.error(f"{name} exited with code {proc.returncode}")
-
-    def wait_for(
-        self,
-        probe: Callable[[], T | None],
-        timeout: float,
-        what: str,
-        interval: float = 1.0,
-        errors: tuple[type[Exception], ...] = (),
-    ) -> T:
-        """Call ``probe`` until it returns something truthy; fail with the logs after ``timeout`` s."""
-        deadline = time.monotonic() + timeout
-        last_error: Exception | None = None
-        while True:
-            self.check_alive()
-            try:
-                value = probe()
-                if value:
-                    return value
-            except (requests.RequestException, ValueError, KeyError, OSError, *errors) as exc:
-                last_error = exc
-            if time.monotonic() >= deadline:
-                detail = f" (last error: {last_error!r})" if last_error else ""
-                raise self.error(f"timed out after {timeout} s waiting for {what}{detail}")
-            time.sleep(interval)
-
     # -- REST API --------------------------------------------------------------------------------------------
     def api(self, method: str, path: str, **kwargs: Any) -> Any:
         """``/api/v2/<path>`` (no login: all users are admins), decoded."""
@@ -455,27 +389,12 @@ class Stack:
             raise self.error(f"{method} /api/v2/{path}: {response.status_code} {response.text[:500]}")
         return response.json() if response.content else None
 
-    def _healthy(self) -> bool:
-        health = self.session.get(f"{self.base_url}/api/v2/monitor/health", timeout=5).json()
-        return all(
-            health.get(component, {}).get("status") == "healthy"
-            for component in ("metadatabase", "scheduler", "triggerer", "dag_processor")
-        )
-
     def healthy(self) -> bool:
         """Every component reports healthy (the API server's view)."""
         return self._healthy()
 
-    def wait_for_dags(self, dag_ids: set[str]) -> None:
-        def parsed() -> bool:
-            if errors := self.api("GET", "importErrors", params={"limit": 100})["import_errors"]:
-                raise self.error(
-                    "the DAG processor reported import errors:\n"
-                    + "\n".join(f"{e['filename']}:\n{e['stacktrace']}" for e in errors)
-                )
-            return dag_ids <= {d["dag_id"] for d in self.api("GET", "dags", params={"limit": 100})["dags"]}
-
-        self.wait_for(parsed, PARSE_TIMEOUT, f"the DAG processor to parse {sorted(dag_ids)}", interval=2)
+    def wait_for_dags(self, dag_ids: set[str], timeout: float = PARSE_TIMEOUT, interval: float = 2) -> None:
+        super().wait_for_dags(dag_ids, timeout, interval)
 
     def trigger(self, dag_id: str, conf: dict[str, Any]) -> str:
         """Create a run of ``dag_id`` with ``conf``; its run id."""
